@@ -1,0 +1,51 @@
+# Shared settings for the mte-tag-storage scripts (sourced, POSIX sh).
+# shellcheck shell=sh
+
+QEMU_VERSION=10.2.2
+DEBIAN_VERSION=1:10.2.2+ds-1
+
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+BUILD_ROOT=${BUILD_ROOT:-$TOP/build}
+SRC=$BUILD_ROOT/src             # prepared tree: pristine import + patches
+OBJ=$BUILD_ROOT/obj             # meson build directory
+DL=$BUILD_ROOT/download
+VENDOR=${VENDOR:-$TOP/../shared/vendor}
+HASHES=$TOP/scripts/qemu-source.sha256
+
+# Top-level directories of this repo that hold overlay files at QEMU paths
+OVERLAY_DIRS="hw include target tests docs"
+
+QEMU_BIN=$OBJ/qemu-system-aarch64
+
+# ccache: share hits between clones by hashing paths relative to the build
+export CCACHE_BASEDIR="$BUILD_ROOT"
+export CCACHE_NOHASHDIR=1
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Deterministic identity for the commits we create in the prepared tree
+export GIT_AUTHOR_NAME="${GIT_AUTHOR_NAME:-mte-tag-storage}"
+export GIT_AUTHOR_EMAIL="${GIT_AUTHOR_EMAIL:-mte-tag-storage@localhost}"
+export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME"
+export GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
+
+# List overlay files (paths relative to $TOP), one per line
+overlay_files() {
+    (cd "$TOP" && for d in $OVERLAY_DIRS; do
+        [ -d "$d" ] && find "$d" -type f ! -name '*~' ! -name '.*'
+    done) | LC_ALL=C sort
+}
+
+# Make sure the tools a build needs are present; explain what is missing.
+need_tools() {
+    miss=
+    for t in "$@"; do
+        command -v "$t" >/dev/null 2>&1 || miss="$miss $t"
+    done
+    [ -z "$miss" ] || die "missing tools:$miss (run scripts/install-deps.sh)"
+}
+
+# configure flags, shared by our build and the pristine build used in bench/
+CONFIGURE_FLAGS="--target-list=aarch64-softmmu --disable-docs
+ --python=/usr/bin/python3 --enable-fdt=system --enable-slirp"
