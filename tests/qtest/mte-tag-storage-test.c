@@ -1,0 +1,433 @@
+/*
+ * QTest for the MTE tag storage carveout of -M virt (tag-storage=on):
+ * device tree nodes, option errors, and bare-metal guest programs whose
+ * tag accesses are checked from the guest and from the host.
+ *
+ * Copyright (c) 2026 The mte-tag-storage authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "libqtest.h"
+#include <libfdt.h>
+
+#define RAM_BASE        0x40000000ull
+#define MiB             (1024ull * 1024)
+
+/* Must match tests/tcg/aarch64/mte-tag-storage/mte-tag-storage-guest.c */
+#define MAILBOX         0x40400000ull
+#define MAILBOX_MAGIC   0x4d54532d54455300ull
+#define FLAG_TAG_STORAGE 1
+#define FLAG_HOST       2
+
+static const char *qemu_bin(void)
+{
+    const char *bin = g_getenv("QTEST_QEMU_BINARY");
+
+    g_assert(bin);
+    return bin;
+}
+
+/* Run QEMU to completion; return its exit status, stderr in *err */
+static int run_qemu(const char *args, char **err)
+{
+    g_autofree char *cmd = g_strdup_printf("%s -display none -nic none %s",
+                                           qemu_bin(), args);
+    g_auto(GStrv) argv = NULL;
+    g_autoptr(GError) gerr = NULL;
+    int status;
+
+    g_assert(g_shell_parse_argv(cmd, NULL, &argv, &gerr));
+    g_assert(g_spawn_sync(NULL, argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL,
+                          NULL, NULL, NULL, err, &status, &gerr));
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void *dump_dtb(const char *machine_opts, const char *extra,
+                      size_t *len)
+{
+    g_autofree char *dir = g_dir_make_tmp("mts-dtb-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "out.dtb", NULL);
+    g_autofree char *args = g_strdup_printf("-accel tcg "
+                                            "-M virt,mte=on,%s,dumpdtb=%s "
+                                            "-cpu max %s", machine_opts,
+                                            path, extra);
+    g_autofree char *err = NULL;
+    gchar *dtb;
+
+    g_assert_cmpint(run_qemu(args, &err), ==, 0);
+    g_assert(g_file_get_contents(path, &dtb, len, NULL));
+    g_assert_cmpint(fdt_check_header(dtb), ==, 0);
+    unlink(path);
+    rmdir(dir);
+    return dtb;
+}
+
+static uint64_t fdt_reg_cell64(const void *fdt, int node, int idx)
+{
+    int len;
+    const fdt64_t *reg = fdt_getprop(fdt, node, "reg", &len);
+
+    g_assert(reg);
+    g_assert_cmpint(len, ==, 16);
+    return fdt64_to_cpu(reg[idx]);
+}
+
+static uint32_t fdt_u32(const void *fdt, int node, const char *prop)
+{
+    int len;
+    const fdt32_t *p = fdt_getprop(fdt, node, prop, &len);
+
+    g_assert(p);
+    g_assert_cmpint(len, ==, 4);
+    return fdt32_to_cpu(*p);
+}
+
+typedef struct DTCase {
+    const char *binding;
+    uint32_t block_size;
+} DTCase;
+
+/*
+ * -m 1984M: the proportions of the RFC v1 FVP example, 0x7c000000 bytes
+ * of tagged RAM and a carveout of 0x3e00000 right after it.
+ */
+static void check_dt(const void *fdt, const char *binding, uint32_t block)
+{
+    const uint64_t tagged = 0x7c000000, tbase = RAM_BASE + tagged;
+    const uint64_t tsize = 0x3e00000;
+    int mem, ts, cmem;
+    uint32_t phandle;
+
+    mem = fdt_path_offset(fdt, "/memory@40000000");
+    g_assert_cmpint(mem, >=, 0);
+    g_assert_cmphex(fdt_reg_cell64(fdt, mem, 0), ==, RAM_BASE);
+    g_assert_cmphex(fdt_reg_cell64(fdt, mem, 1), ==, tagged);
+    phandle = fdt_get_phandle(fdt, mem);
+    g_assert_cmpuint(phandle, !=, 0);
+
+    cmem = fdt_path_offset(fdt, "/memory@bc000000");
+    if (!strcmp(binding, "v3")) {
+        g_assert_cmpint(cmem, >=, 0);
+        g_assert_cmphex(fdt_reg_cell64(fdt, cmem, 0), ==, tbase);
+        g_assert_cmphex(fdt_reg_cell64(fdt, cmem, 1), ==, tsize);
+        ts = fdt_path_offset(fdt, "/reserved-memory/tag-storage@bc000000");
+        g_assert_cmpint(ts, >=, 0);
+        g_assert_cmpuint(fdt_u32(fdt, ts, "tagged-memory"), ==, phandle);
+        g_assert(fdt_getprop(fdt, ts, "reusable", NULL));
+        g_assert_null(fdt_getprop(fdt, ts, "memory", NULL));
+    } else {
+        /* the carveout is in no memory node */
+        g_assert_cmpint(cmem, <, 0);
+        ts = fdt_path_offset(fdt, !strcmp(binding, "v1") ?
+                             "/metadata@bc000000" : "/tag-storage@bc000000");
+        g_assert_cmpint(ts, >=, 0);
+        g_assert_cmpuint(fdt_u32(fdt, ts, "memory"), ==, phandle);
+        g_assert_null(fdt_getprop(fdt, ts, "tagged-memory", NULL));
+    }
+    g_assert(fdt_node_check_compatible(fdt, ts, "arm,mte-tag-storage") == 0);
+    g_assert_cmphex(fdt_reg_cell64(fdt, ts, 0), ==, tbase);
+    g_assert_cmphex(fdt_reg_cell64(fdt, ts, 1), ==, tsize);
+    g_assert_cmpuint(fdt_u32(fdt, ts, "block-size"), ==, block);
+    /* exactly one tag storage node */
+    g_assert_cmpint(fdt_node_offset_by_compatible(fdt, ts,
+                                                  "arm,mte-tag-storage"), <, 0);
+}
+
+static void test_dt(const void *opaque)
+{
+    const DTCase *c = opaque;
+    g_autofree char *opts = g_strdup_printf("tag-storage=on,"
+                                            "tag-storage-binding=%s,"
+                                            "tag-storage-block-size=%u",
+                                            c->binding, c->block_size);
+    size_t len;
+    g_autofree void *fdt = dump_dtb(opts, "-m 1984M", &len);
+
+    check_dt(fdt, c->binding, c->block_size);
+}
+
+static void test_dt_default(void)
+{
+    size_t len;
+    g_autofree void *fdt = dump_dtb("tag-storage=on", "-m 1984M", &len);
+
+    check_dt(fdt, "v3", 4096);
+}
+
+static void test_dt_off(void)
+{
+    size_t len;
+    g_autofree void *fdt = dump_dtb("tag-storage=off", "-m 1984M", &len);
+
+    g_assert_cmpint(fdt_node_offset_by_compatible(fdt, -1,
+                                                  "arm,mte-tag-storage"), <, 0);
+    g_assert_cmpint(fdt_path_offset(fdt, "/memory@bc000000"), <, 0);
+}
+
+/* A user -dtb gets the nodes too */
+static void test_dt_user_dtb(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("mts-udtb-XXXXXX", NULL);
+    g_autofree char *user = g_build_filename(dir, "user.dtb", NULL);
+    g_autofree char *args = NULL;
+    g_autofree void *plain = NULL;
+    g_autofree void *fdt = NULL;
+    size_t len;
+
+    plain = dump_dtb("tag-storage=off", "-m 1984M", &len);
+    g_assert(g_file_set_contents(user, plain, len, NULL));
+    args = g_strdup_printf("-m 1984M -dtb %s", user);
+    fdt = dump_dtb("tag-storage=on", args, &len);
+    check_dt(fdt, "v3", 4096);
+    unlink(user);
+    rmdir(dir);
+}
+
+typedef struct ErrCase {
+    const char *args;
+    const char *message;
+} ErrCase;
+
+#define TS "-accel tcg -M virt,mte=on,tag-storage=on"
+
+static const ErrCase err_cases[] = {
+    { "-accel tcg -M virt,tag-storage=on -cpu max", "requires mte=on" },
+    { "-accel tcg -M virt,mte=off,tag-storage=on -cpu max",
+      "requires mte=on" },
+    { "-accel qtest -M virt,mte=on,tag-storage=on -cpu max",
+      "only supported with TCG" },
+    { TS " -cpu max -m 512M -object memory-backend-ram,id=m0,size=512M "
+      "-numa node,memdev=m0",
+      "-numa is not supported yet" },
+    { TS " -cpu max -m 512M,slots=2,maxmem=1G", "memory hotplug" },
+    { TS " -cpu max -m 100M", "multiple of 64 MiB" },
+    { TS " -cpu max -m 96M", "multiple of 64 MiB" },
+    { TS ",tag-storage-block-size=12288 -cpu max",
+      "tag-storage-block-size=12288" },
+    { TS ",tag-storage-block-size=2048 -cpu max",
+      "tag-storage-block-size=2048" },
+    { TS ",tag-storage-block-size=0 -cpu max", "tag-storage-block-size=0" },
+    { TS ",tag-storage-block-size=32M -cpu max -m 512M", "does not divide" },
+    { TS ",tag-storage-block-size=huge -cpu max", "tag-storage-block-size" },
+    { TS ",tag-storage-binding=v4 -cpu max", "tag-storage-binding=v4" },
+    { TS ",tag-storage-binding= -cpu max", "tag-storage-binding=" },
+    { "-accel tcg -M virt,mte=on,tag-storage=maybe -cpu max", "tag-storage" },
+    { TS ",highmem=off -cpu max -m 3008M", "carveout" },
+    { "-accel tcg -M versatilepb,tag-storage=on", "tag-storage" },
+};
+
+static void test_error(const void *opaque)
+{
+    const ErrCase *c = opaque;
+    g_autofree char *err = NULL;
+    int status = run_qemu(c->args, &err);
+    const char *nl;
+
+    if (!strstr(err, c->message) || status != 1) {
+        g_test_message("args: %s\nstderr: %s", c->args, err);
+    }
+    g_assert_cmpint(status, ==, 1);
+    g_assert_nonnull(strstr(err, c->message));
+    /* exactly one line */
+    nl = strchr(err, '\n');
+    g_assert_nonnull(nl);
+    g_assert_cmpstr(nl + 1, ==, "");
+}
+
+/* ---- guest programs ---- */
+
+typedef struct Guest {
+    QTestState *qts;
+    char *dir, *serial, *log;
+    uint64_t ram_size, carveout;
+} Guest;
+
+static char *wait_serial(Guest *g, const char *marker)
+{
+    gint64 deadline = g_get_monotonic_time() + 120 * G_USEC_PER_SEC;
+
+    for (;;) {
+        gchar *out = NULL;
+
+        if (g_file_get_contents(g->serial, &out, NULL, NULL) &&
+            strstr(out, marker)) {
+            return out;
+        }
+        if (g_get_monotonic_time() > deadline) {
+            g_test_message("serial output so far:\n%s", out ? out : "");
+            g_assert_not_reached();
+        }
+        g_free(out);
+        g_usleep(20 * 1000);
+    }
+}
+
+static void guest_start(Guest *g, bool tag_storage, bool host)
+{
+    const char *elf = g_getenv("MTS_GUEST_ELF");
+
+    g_assert(elf);
+    g->dir = g_dir_make_tmp("mts-guest-XXXXXX", NULL);
+    g->serial = g_build_filename(g->dir, "serial.log", NULL);
+    g->log = g_build_filename(g->dir, "qemu.log", NULL);
+    g->ram_size = 512 * MiB;
+    g->carveout = RAM_BASE + g->ram_size;
+    g->qts = qtest_initf("-accel tcg -M virt,mte=on,tag-storage=%s "
+                         "-cpu max -m 512M -nic none -S -kernel %s "
+                         "-chardev file,id=ser,path=%s -serial chardev:ser "
+                         "-d guest_errors -D %s",
+                         tag_storage ? "on" : "off", elf, g->serial, g->log);
+    qtest_writeq(g->qts, MAILBOX, MAILBOX_MAGIC |
+                 (tag_storage ? FLAG_TAG_STORAGE : 0) | (host ? FLAG_HOST : 0));
+    qtest_writeq(g->qts, MAILBOX + 8, RAM_BASE);
+    qtest_writeq(g->qts, MAILBOX + 16, g->ram_size);
+    qtest_writeq(g->qts, MAILBOX + 24, g->carveout);
+    qtest_qmp_assert_success(g->qts, "{ 'execute': 'cont' }");
+}
+
+static void guest_finish(Guest *g, char *out)
+{
+    if (strstr(out, "not ok")) {
+        g_test_message("guest output:\n%s", out);
+    }
+    g_assert_null(strstr(out, "not ok"));
+    g_assert_nonnull(strstr(out, " fail=0\n"));
+    qtest_quit(g->qts);
+    unlink(g->serial);
+    unlink(g->log);
+    rmdir(g->dir);
+    g_free(g->serial);
+    g_free(g->log);
+    g_free(g->dir);
+    g_free(out);
+}
+
+static void assert_checks(const char *out, const char *const *names)
+{
+    for (; *names; names++) {
+        g_autofree char *line = g_strdup_printf("\nok %s\n", *names);
+
+        if (!strstr(out, line)) {
+            g_test_message("missing check: %s in:\n%s", *names, out);
+        }
+        g_assert_nonnull(strstr(out, line));
+    }
+}
+
+static const char *const generic_checks[] = {
+    "stg-ldg", "irg-stg-ldg", "check-match", "check-mismatch-load",
+    "fault-far", "check-mismatch-store", "store-far", "store-esr-wnr",
+    "store-suppressed", "ldp-across-granules", "ldp-far",
+    "unaligned-same-tags", "cross-page-ldp-match",
+    "st2g", "stzg", "stz2g", "stgp", "stgm", "ldgm", "dc-gva", "dc-gzva",
+    "setg", NULL
+};
+
+static const char *const carveout_checks[] = {
+    "tag-to-data", "tag-to-data-byte0", "data-to-tag-ldg",
+    "data-to-tag-check-ok", "data-to-tag-check-fault", "data-to-tag-far",
+    "tlb-before", "tlb-after", "st2g-byte", "stz2g-byte", "stgm-bytes",
+    "dc-gzva-byte", "setg-bytes", "carveout-exec", "tb-invalidate-stgm",
+    "carveout-exec-2", "tb-invalidate-stg", "self-ldg-reads-0",
+    "self-stg-ignored", "self-no-fault", "self-no-fault-again",
+    "self-no-fault-page2", "host-write-ldg", "host-write-check", NULL
+};
+
+/* Tag storage off: the same program, every tag path as in stock QEMU */
+static void test_guest_off(void)
+{
+    Guest g = {};
+    char *out;
+
+    guest_start(&g, false, false);
+    out = wait_serial(&g, "END\n");
+    assert_checks(out, generic_checks);
+    g_assert_null(strstr(out, "ok tag-to-data"));
+    g_assert_nonnull(strstr(out, "RESULT pass=22 fail=0\n"));
+    guest_finish(&g, out);
+}
+
+static uint64_t tag_byte_addr(Guest *g, uint64_t pa)
+{
+    return g->carveout + (pa - RAM_BASE) / 32;
+}
+
+static void test_guest_on(void)
+{
+    Guest g = {};
+    uint64_t buf = RAM_BASE + 512 * MiB / 2 + 5 * 0x10000;
+    uint8_t bytes[32];
+    g_autofree char *log = NULL;
+    g_autofree char *mtree = NULL;
+    char *out, *p;
+    int lines = 0;
+
+    guest_start(&g, true, true);
+    g_free(wait_serial(&g, "STAGE 1\n"));
+
+    /* The guest did STG with tag (i * 7) % 16 on granule i of buf */
+    qtest_memread(g.qts, tag_byte_addr(&g, buf), bytes, sizeof(bytes));
+    for (int j = 0; j < 32; j++) {
+        uint8_t want = ((2 * j * 7) & 15) | (((2 * j + 1) * 7) & 15) << 4;
+
+        g_assert_cmphex(bytes[j], ==, want);
+    }
+    /* Like DMA: write the tags of buf + 4K, granule i gets tag i % 16 */
+    for (int j = 0; j < 32; j++) {
+        bytes[j] = ((2 * j) & 15) | ((2 * j + 1) & 15) << 4;
+    }
+    qtest_memwrite(g.qts, tag_byte_addr(&g, buf + 0x1000), bytes,
+                   sizeof(bytes));
+    qtest_writeq(g.qts, MAILBOX + 40, 1);
+
+    out = wait_serial(&g, "END\n");
+    assert_checks(out, generic_checks);
+    assert_checks(out, carveout_checks);
+    g_assert_nonnull(strstr(out, "RESULT pass=46 fail=0\n"));
+
+    /* The carveout is a named RAM region right after RAM */
+    mtree = qtest_hmp(g.qts, "info mtree");
+    g_assert_nonnull(strstr(mtree, "0000000060000000-0000000060ffffff "
+                            "(prio 0, ram): mte-tag-storage"));
+
+    /* One guest error line per carveout page accessed as Tagged */
+    g_assert(g_file_get_contents(g.log, &log, NULL, NULL));
+    for (p = log; (p = strstr(p, "Tagged access to tag storage")); p++) {
+        lines++;
+    }
+    g_assert_cmpint(lines, ==, 2);
+    g_assert_nonnull(strstr(log, "at 0x60fff000"));
+    g_assert_nonnull(strstr(log, "at 0x60ffe000"));
+    guest_finish(&g, out);
+}
+
+int main(int argc, char **argv)
+{
+    static const DTCase dt_cases[] = {
+        { "v1", 4096 }, { "v2", 4096 }, { "v3", 4096 },
+        { "v1", 8192 }, { "v2", 8192 }, { "v3", 8192 },
+        { "v3", 65536 },
+    };
+
+    g_test_init(&argc, &argv, NULL);
+
+    for (int i = 0; i < ARRAY_SIZE(dt_cases); i++) {
+        g_autofree char *name = g_strdup_printf("mte-tag-storage/dt/%s-%u",
+                                                dt_cases[i].binding,
+                                                dt_cases[i].block_size);
+        qtest_add_data_func(name, &dt_cases[i], test_dt);
+    }
+    qtest_add_func("mte-tag-storage/dt/default", test_dt_default);
+    qtest_add_func("mte-tag-storage/dt/off", test_dt_off);
+    qtest_add_func("mte-tag-storage/dt/user-dtb", test_dt_user_dtb);
+    for (int i = 0; i < ARRAY_SIZE(err_cases); i++) {
+        g_autofree char *name = g_strdup_printf("mte-tag-storage/error/%d", i);
+        qtest_add_data_func(name, &err_cases[i], test_error);
+    }
+    qtest_add_func("mte-tag-storage/guest/tag-storage-off", test_guest_off);
+    qtest_add_func("mte-tag-storage/guest/tag-storage-on", test_guest_on);
+
+    return g_test_run();
+}

@@ -1,0 +1,616 @@
+/*
+ * Bare-metal MTE test for -M virt,mte=on[,tag-storage=on].
+ *
+ * Exercises every instruction that reads or writes allocation tags, and
+ * tag checks, and verifies the results with LDG.  When the host says tag
+ * storage is on (mailbox below), it also verifies them in the carveout
+ * bytes themselves, the aliasing in both directions, translated code
+ * invalidation by tag stores, and Tagged access to the carveout.
+ *
+ * Output, over the PL011: one "ok <name>" or "not ok <name>" line per
+ * check, then "RESULT pass=<n> fail=<n>" and "END".
+ *
+ * Copyright (c) 2026 The mte-tag-storage authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include <stdint.h>
+#include <stddef.h>
+
+#define UART_DR         ((volatile uint32_t *)0x09000000)
+#define UART_FR         ((volatile uint32_t *)0x09000018)
+#define UART_CR         ((volatile uint32_t *)0x09000030)
+
+/*
+ * Mailbox written by the host (the qtest) before the CPU starts, after
+ * the image (QEMU puts the DTB at the start of RAM).
+ * [0] MAILBOX_MAGIC | flags, [1] tagged RAM base, [2] tagged RAM size,
+ * [3] carveout base, [4] stage reached by the guest, [5] stage acked.
+ */
+#define MAILBOX         ((volatile uint64_t *)0x40400000)
+#define MAILBOX_MAGIC   0x4d54532d54455300ull /* "MTS-TES", flags */
+#define FLAG_TAG_STORAGE 1
+#define FLAG_HOST       2   /* a qtest serves host_stage() */
+
+#define GRANULE         16
+#define PAGE            4096
+#define TAG_SHIFT       56
+#define ADDR_MASK       ((1ull << TAG_SHIFT) - 1)
+
+static uint64_t ram_base, ram_size, carveout;
+static int tag_storage;
+static int passes, failures;
+
+/* ---- output ---- */
+
+static void putc_uart(char c)
+{
+    while (*UART_FR & (1 << 5)) {
+        /* TX FIFO full */
+    }
+    *UART_DR = c;
+}
+
+static void puts_uart(const char *s)
+{
+    while (*s) {
+        putc_uart(*s++);
+    }
+}
+
+static void put_hex(uint64_t v)
+{
+    puts_uart("0x");
+    for (int i = 60; i >= 0; i -= 4) {
+        putc_uart("0123456789abcdef"[(v >> i) & 0xf]);
+    }
+}
+
+static void put_dec(uint64_t v)
+{
+    char buf[24];
+    int i = 0;
+
+    do {
+        buf[i++] = '0' + v % 10;
+        v /= 10;
+    } while (v);
+    while (i) {
+        putc_uart(buf[--i]);
+    }
+}
+
+static void check(const char *name, int ok)
+{
+    puts_uart(ok ? "ok " : "not ok ");
+    puts_uart(name);
+    puts_uart("\n");
+    if (ok) {
+        passes++;
+    } else {
+        failures++;
+    }
+}
+
+static void check_eq(const char *name, uint64_t got, uint64_t want)
+{
+    if (got != want) {
+        puts_uart("# ");
+        puts_uart(name);
+        puts_uart(": got ");
+        put_hex(got);
+        puts_uart(" want ");
+        put_hex(want);
+        puts_uart("\n");
+    }
+    check(name, got == want);
+}
+
+/* ---- exceptions ---- */
+
+static volatile int expect_fault;
+static volatile int fault_count;
+static volatile uint64_t fault_esr, fault_far;
+
+uint64_t exc_handler(uint64_t esr, uint64_t far, uint64_t elr, uint64_t type);
+uint64_t exc_handler(uint64_t esr, uint64_t far, uint64_t elr, uint64_t type)
+{
+    if (type == 4 && expect_fault) {
+        expect_fault = 0;
+        fault_esr = esr;
+        fault_far = far;
+        fault_count++;
+        return elr + 4;         /* skip the faulting instruction */
+    }
+    puts_uart("not ok unexpected-exception type=");
+    put_dec(type);
+    puts_uart(" esr=");
+    put_hex(esr);
+    puts_uart(" far=");
+    put_hex(far);
+    puts_uart(" elr=");
+    put_hex(elr);
+    puts_uart("\nRESULT pass=0 fail=1\nEND\n");
+    for (;;) {
+        asm volatile("wfi");
+    }
+}
+
+/* ---- MMU: identity map with Tagged RAM ---- */
+
+#define ATTR_DEVICE     0   /* MAIR attr0: Device-nGnRnE */
+#define ATTR_TAGGED     1   /* MAIR attr1: Tagged Normal WB */
+#define ATTR_NORMAL     2   /* MAIR attr2: Normal WB, untagged */
+#define DESC_BLOCK      1
+#define DESC_TABLE      3
+#define DESC_AF         (1ull << 10)
+#define DESC_ISH        (3ull << 8)
+#define DESC_XN         (3ull << 53)
+#define ALIAS_VA        0x80000000ull   /* Tagged view of PA 1G..2G */
+
+static uint64_t l1[512] __attribute__((aligned(4096)));
+static uint64_t l2[512] __attribute__((aligned(4096)));
+
+static uint64_t block(uint64_t pa, int attr)
+{
+    uint64_t d = pa | DESC_BLOCK | DESC_AF | (attr << 2);
+
+    return attr == ATTR_DEVICE ? d | DESC_XN : d | DESC_ISH;
+}
+
+static void mmu_enable(void)
+{
+    uint64_t sctlr, tcr;
+
+    l1[0] = block(0, ATTR_DEVICE);
+    l1[1] = (uint64_t)l2 | DESC_TABLE;
+    for (int i = 0; i < 512; i++) {
+        uint64_t pa = 0x40000000ull + i * 0x200000ull;
+        int tagged = pa < ram_base + ram_size;
+
+        l2[i] = block(pa, tagged ? ATTR_TAGGED : ATTR_NORMAL);
+    }
+    l1[2] = block(0x40000000ull, ATTR_TAGGED);      /* ALIAS_VA */
+
+    asm volatile("msr mair_el1, %0" :: "r"(0xfff000ull));
+    tcr = 25                    /* T0SZ: 39-bit VA */
+        | (1ull << 8) | (1ull << 10) | (3ull << 12)   /* WB, inner shared */
+        | (1ull << 23)          /* EPD1 */
+        | (2ull << 32)          /* IPS: 40 bits */
+        | (1ull << 37);         /* TBI0 */
+    asm volatile("msr tcr_el1, %0" :: "r"(tcr));
+    asm volatile("msr ttbr0_el1, %0" :: "r"(l1));
+    asm volatile("msr gcr_el1, %0" :: "r"(1ull << 16));  /* RRND */
+    asm volatile("dsb sy; isb; tlbi vmalle1; dsb sy; isb");
+    asm volatile("mrs %0, sctlr_el1" : "=r"(sctlr));
+    sctlr |= 1 | (1 << 2) | (1 << 12)         /* M, C, I */
+          | (1ull << 43)                      /* ATA: EL1 tag access */
+          | (1ull << 40);                     /* TCF = sync */
+    asm volatile("msr sctlr_el1, %0; isb" :: "r"(sctlr));
+}
+
+/* ---- MTE helpers ---- */
+
+static uint64_t with_tag(uint64_t p, unsigned tag)
+{
+    return (p & ADDR_MASK) | ((uint64_t)(tag & 0xf) << TAG_SHIFT);
+}
+
+static unsigned ldg(uint64_t p)
+{
+    uint64_t r = 0;
+
+    asm volatile("ldg %0, [%1]" : "+r"(r) : "r"(p) : "memory");
+    return (r >> TAG_SHIFT) & 0xf;
+}
+
+static void stg(uint64_t p)
+{
+    asm volatile("stg %0, [%0]" :: "r"(p) : "memory");
+}
+
+static void st2g(uint64_t p)
+{
+    asm volatile("st2g %0, [%0]" :: "r"(p) : "memory");
+}
+
+static void stzg(uint64_t p)
+{
+    asm volatile("stzg %0, [%0]" :: "r"(p) : "memory");
+}
+
+static void stz2g(uint64_t p)
+{
+    asm volatile("stz2g %0, [%0]" :: "r"(p) : "memory");
+}
+
+static void stgp(uint64_t p, uint64_t a, uint64_t b)
+{
+    asm volatile("stgp %1, %2, [%0]" :: "r"(p), "r"(a), "r"(b) : "memory");
+}
+
+static uint64_t ldgm(uint64_t p)
+{
+    uint64_t r;
+
+    asm volatile("ldgm %0, [%1]" : "=r"(r) : "r"(p) : "memory");
+    return r;
+}
+
+static void stgm(uint64_t p, uint64_t tags)
+{
+    asm volatile("stgm %0, [%1]" :: "r"(tags), "r"(p) : "memory");
+}
+
+static void dc_gva(uint64_t p)
+{
+    asm volatile("dc gva, %0" :: "r"(p) : "memory");
+}
+
+static void dc_gzva(uint64_t p)
+{
+    asm volatile("dc gzva, %0" :: "r"(p) : "memory");
+}
+
+static void setg(uint64_t p, uint64_t len, uint64_t val)
+{
+    asm volatile("setgp [%0]!, %1!, %2\n\t"
+                 "setgm [%0]!, %1!, %2\n\t"
+                 "setge [%0]!, %1!, %2"
+                 : "+r"(p), "+r"(len) : "r"(val) : "memory");
+}
+
+static uint64_t load64(uint64_t p)
+{
+    uint64_t v;
+
+    asm volatile("ldr %0, [%1]" : "=r"(v) : "r"(p) : "memory");
+    return v;
+}
+
+static void store64(uint64_t p, uint64_t v)
+{
+    asm volatile("str %0, [%1]" :: "r"(v), "r"(p) : "memory");
+}
+
+static void load128(uint64_t p)
+{
+    uint64_t a, b;
+
+    asm volatile("ldp %0, %1, [%2]" : "=r"(a), "=r"(b) : "r"(p) : "memory");
+}
+
+/* Run one access that may fault; returns 1 if it took a tag check fault */
+#define FAULTS(access) ({                                           \
+    int before_ = fault_count;                                      \
+    expect_fault = 1;                                               \
+    access;                                                         \
+    expect_fault = 0;                                               \
+    fault_count != before_ && ((fault_esr >> 26) & 0x3f) == 0x25 && \
+        (fault_esr & 0x3f) == 0x11;                                 \
+})
+
+/* Byte of the carveout that holds the tag of @p, and its nibble */
+static volatile uint8_t *tag_byte(uint64_t p)
+{
+    return (volatile uint8_t *)(carveout + ((p & ADDR_MASK) - ram_base) / 32);
+}
+
+static unsigned carveout_tag(uint64_t p)
+{
+    return (*tag_byte(p) >> (((p >> 4) & 1) * 4)) & 0xf;
+}
+
+/* Wait for the host to act on stage @n */
+static void host_stage(uint64_t n)
+{
+    puts_uart("STAGE ");
+    put_dec(n);
+    puts_uart("\n");
+    MAILBOX[4] = n;
+    while (MAILBOX[5] != n) {
+        asm volatile("yield");
+    }
+}
+
+/* ---- the tests ---- */
+
+static uint64_t buf_base(int n)
+{
+    /* 64 KiB test buffers in the middle of RAM, away from code and stack */
+    return ram_base + ram_size / 2 + n * 0x10000ull;
+}
+
+static void test_stg_ldg(void)
+{
+    uint64_t b = buf_base(0);
+    int ok = 1;
+
+    for (int i = 0; i < 64; i++) {
+        stg(with_tag(b + i * GRANULE, i));
+    }
+    for (int i = 0; i < 64; i++) {
+        ok &= ldg(b + i * GRANULE) == (i & 0xf);
+    }
+    check("stg-ldg", ok);
+
+    uint64_t p = with_tag(b, 7), q;
+    asm volatile("irg %0, %1" : "=r"(q) : "r"(p));
+    stg(q);
+    check("irg-stg-ldg", ldg(b) == ((q >> TAG_SHIFT) & 0xf));
+
+    stg(with_tag(b, 9));
+    check("check-match", !FAULTS(load64(with_tag(b, 9))));
+    check("check-mismatch-load", FAULTS(load64(with_tag(b, 3))));
+    check_eq("fault-far", fault_far & ADDR_MASK, b);
+    check("check-mismatch-store", FAULTS(store64(with_tag(b, 4), 1)));
+    check_eq("store-far", fault_far & ADDR_MASK, b);
+    check_eq("store-esr-wnr", (fault_esr >> 6) & 1, 1);
+    /* data unchanged by the faulting store */
+    check_eq("store-suppressed", load64(with_tag(b, 9)), 0);
+}
+
+static void test_multi_granule(void)
+{
+    uint64_t b = buf_base(1);
+
+    stg(with_tag(b, 1));
+    stg(with_tag(b + 16, 2));
+    check("ldp-across-granules", FAULTS(load128(with_tag(b + 8, 1))));
+    /* FAR is within the access: QEMU reports the failing granule */
+    check("ldp-far", (fault_far & ADDR_MASK) >= b + 8 &&
+          (fault_far & ADDR_MASK) < b + 24);
+    /*
+     * Not checked: an unaligned LDR crossing into a granule with another
+     * tag.  QEMU 10.2 does not reliably fault there, with or without tag
+     * storage; LDP is checked above.
+     */
+    stg(with_tag(b + 16, 1));
+    check("unaligned-same-tags", !FAULTS(load64(with_tag(b + 12, 1))));
+
+    /*
+     * Across a page, with the same tag on both sides (a mismatch there
+     * is left out: see the closing note of the core issue).
+     */
+    uint64_t pg = b + PAGE - GRANULE;
+    stg(with_tag(pg, 5));
+    stg(with_tag(pg + GRANULE, 5));
+    check("cross-page-ldp-match", !FAULTS(load128(with_tag(pg + 8, 5))));
+}
+
+static void test_store_forms(void)
+{
+    uint64_t b = buf_base(2);
+
+    store64(b, 0x1111);
+    store64(b + 16, 0x2222);
+    st2g(with_tag(b, 0xa));
+    check("st2g", ldg(b) == 0xa && ldg(b + 16) == 0xa &&
+          load64(with_tag(b, 0xa)) == 0x1111);
+
+    stzg(with_tag(b, 0xb));
+    check("stzg", ldg(b) == 0xb && ldg(b + 16) == 0xa &&
+          load64(with_tag(b, 0xb)) == 0);
+
+    store64(b + 32, 0x3333);
+    store64(b + 48, 0x4444);
+    stz2g(with_tag(b + 32, 0xc));
+    check("stz2g", ldg(b + 32) == 0xc && ldg(b + 48) == 0xc &&
+          load64(with_tag(b + 32, 0xc)) == 0 &&
+          load64(with_tag(b + 48, 0xc)) == 0);
+
+    stgp(with_tag(b + 64, 0xd), 0x5555, 0x6666);
+    check("stgp", ldg(b + 64) == 0xd &&
+          load64(with_tag(b + 64, 0xd)) == 0x5555 &&
+          load64(with_tag(b + 72, 0xd)) == 0x6666);
+}
+
+static void test_block_forms(void)
+{
+    uint64_t b = buf_base(3), gmid, dczid, tags, got;
+    unsigned gm_bytes, dcz_bytes;
+    int ok;
+
+    asm volatile("mrs %0, gmid_el1" : "=r"(gmid));
+    gm_bytes = 4 << (gmid & 0xf);
+    tags = 0xfedcba9876543210ull;
+    stgm(b, tags);
+    ok = 1;
+    for (unsigned i = 0; i < gm_bytes / GRANULE; i++) {
+        ok &= ldg(b + i * GRANULE) == ((tags >> (4 * i)) & 0xf);
+    }
+    check("stgm", ok);
+    got = ldgm(b);
+    check_eq("ldgm", got, gm_bytes >= 256 ? tags :
+             tags & ((1ull << (gm_bytes / GRANULE * 4)) - 1));
+
+    asm volatile("mrs %0, dczid_el0" : "=r"(dczid));
+    dcz_bytes = 4 << (dczid & 0xf);
+    uint64_t z = b + 0x1000;
+    for (unsigned i = 0; i < dcz_bytes; i += 8) {
+        store64(z + i, 0x77);
+    }
+    dc_gva(with_tag(z, 0x6));
+    ok = 1;
+    for (unsigned i = 0; i < dcz_bytes; i += GRANULE) {
+        ok &= ldg(z + i) == 0x6;
+    }
+    check("dc-gva", ok && load64(with_tag(z, 6)) == 0x77);
+
+    dc_gzva(with_tag(z, 0x9));
+    ok = 1;
+    for (unsigned i = 0; i < dcz_bytes; i += GRANULE) {
+        ok &= ldg(z + i) == 0x9 && load64(with_tag(z + i, 9)) == 0;
+    }
+    check("dc-gzva", ok);
+
+    uint64_t s = b + 0x2000;
+    setg(with_tag(s, 0x3), 0x400, 0xab);
+    ok = 1;
+    for (unsigned i = 0; i < 0x400; i += GRANULE) {
+        ok &= ldg(s + i) == 0x3 && load64(with_tag(s + i, 3)) ==
+              0xababababababababull;
+    }
+    check("setg", ok && ldg(s + 0x400) == 0);
+}
+
+static void test_carveout_alias(void)
+{
+    uint64_t b = buf_base(4);
+    int ok = 1;
+
+    /* tag -> data: STG results are carveout bytes */
+    for (int i = 0; i < 32; i++) {
+        stg(with_tag(b + i * GRANULE, 15 - (i & 0xf)));
+    }
+    for (int i = 0; i < 32; i++) {
+        ok &= carveout_tag(b + i * GRANULE) == 15 - (i & 0xf);
+    }
+    check_eq("tag-to-data-byte0", *tag_byte(b), 0xef);
+    check("tag-to-data", ok);
+
+    /* data -> tag: a carveout byte written by the CPU is the tag */
+    *tag_byte(b + 0x100) = 0x5c;
+    check("data-to-tag-ldg", ldg(b + 0x100) == 0xc && ldg(b + 0x110) == 5);
+    check("data-to-tag-check-ok", !FAULTS(load64(with_tag(b + 0x100, 0xc))));
+    check("data-to-tag-check-fault",
+          FAULTS(load64(with_tag(b + 0x110, 0xc))));
+    check_eq("data-to-tag-far", fault_far & ADDR_MASK, b + 0x110);
+
+    /* a tag already cached in a TLB entry is not stale */
+    stg(with_tag(b + 0x200, 1));
+    check("tlb-before", !FAULTS(load64(with_tag(b + 0x200, 1))));
+    *tag_byte(b + 0x200) = 0x02;
+    check("tlb-after", FAULTS(load64(with_tag(b + 0x200, 1))) &&
+          !FAULTS(load64(with_tag(b + 0x200, 2))));
+
+    /* each store form lands in the carveout */
+    uint64_t c = b + 0x1000;
+    st2g(with_tag(c, 0x4));
+    check_eq("st2g-byte", *tag_byte(c), 0x44);
+    stz2g(with_tag(c + 32, 0x8));
+    check_eq("stz2g-byte", *tag_byte(c + 32), 0x88);
+    stgm(c + 0x100, 0x0123456789abcdefull);
+    check_eq("stgm-bytes", *(volatile uint64_t *)tag_byte(c + 0x100),
+             0x0123456789abcdefull);
+    dc_gzva(with_tag(c + 0x400, 0xd));
+    check_eq("dc-gzva-byte", *tag_byte(c + 0x400), 0xdd);
+    setg(with_tag(c + 0x800, 0x7), 0x100, 0);
+    ok = 1;
+    for (int i = 0; i < 8; i++) {
+        ok &= tag_byte(c + 0x800)[i] == 0x77;
+    }
+    check("setg-bytes", ok && tag_byte(c + 0x800)[8] == 0);
+}
+
+/* Code in the carveout, rewritten by tag stores */
+typedef int (*fn_t)(void);
+
+static void write_code(volatile uint32_t *p, uint32_t insn0)
+{
+    p[0] = insn0;           /* movz w0, #n */
+    p[1] = 0xd65f03c0;      /* ret */
+    asm volatile("dc cvau, %0; dsb ish; ic ivau, %0; dsb ish; isb"
+                 :: "r"(p) : "memory");
+}
+
+static void sync_code(uint64_t p)
+{
+    asm volatile("dc cvau, %0; dsb ish; ic ivau, %0; dsb ish; isb"
+                 :: "r"(p) : "memory");
+}
+
+static void test_tb_invalidate(void)
+{
+    uint64_t code = carveout + ram_size / 32 - 2 * PAGE;
+    uint64_t data = ram_base + (code - carveout) * 32;
+    fn_t f = (fn_t)code;
+
+    write_code((volatile uint32_t *)code, 0x52800020);     /* movz w0, #1 */
+    check_eq("carveout-exec", f(), 1);
+    stgm(data, 0xd65f03c052800040ull);     /* movz w0, #2; ret */
+    sync_code(code);
+    check_eq("tb-invalidate-stgm", f(), 2);
+
+    /* STG rewrites one nibble: 0x52800020 -> 0x52800040 */
+    uint64_t code2 = code + 64;
+    uint64_t data2 = ram_base + (code2 - carveout) * 32;
+    fn_t f2 = (fn_t)code2;
+
+    write_code((volatile uint32_t *)code2, 0x52800020);
+    check_eq("carveout-exec-2", f2(), 1);
+    stg(with_tag(data2 + GRANULE, 4));
+    sync_code(code2);
+    check_eq("tb-invalidate-stg", f2(), 2);
+}
+
+static void test_self_tagged(void)
+{
+    uint64_t page = carveout + ram_size / 32 - PAGE;
+    uint64_t va = ALIAS_VA + (page - 0x40000000ull);
+
+    *(volatile uint8_t *)page = 0x77;
+    check_eq("self-ldg-reads-0", ldg(va), 0);
+    stg(with_tag(va, 3));
+    check_eq("self-stg-ignored", *(volatile uint8_t *)page, 0x77);
+    check("self-no-fault", !FAULTS(load64(with_tag(va, 5))));
+    /* same page again, and a second page: one log line per page */
+    check("self-no-fault-again", !FAULTS(load64(with_tag(va + 64, 6))));
+    check("self-no-fault-page2", !FAULTS(load64(with_tag(va - PAGE, 6))));
+}
+
+static void test_host_alias(void)
+{
+    uint64_t b = buf_base(5);
+    int ok = 1;
+
+    /* the host reads these tags from the carveout */
+    for (int i = 0; i < 64; i++) {
+        stg(with_tag(b + i * GRANULE, (i * 7) & 0xf));
+    }
+    host_stage(1);
+    /* the host wrote byte i = (2i+1) << 4 | 2i (mod 16) at b + 0x1000 */
+    for (int i = 0; i < 64; i++) {
+        ok &= ldg(b + 0x1000 + i * GRANULE) == (i & 0xf);
+    }
+    check("host-write-ldg", ok);
+    check("host-write-check",
+          !FAULTS(load64(with_tag(b + 0x1000 + 3 * GRANULE, 3))) &&
+          FAULTS(load64(with_tag(b + 0x1000 + 3 * GRANULE, 4))));
+}
+
+int main(void);
+int main(void)
+{
+    *UART_CR = 0x301;           /* UARTEN | TXE | RXE */
+    if ((MAILBOX[0] & ~3ull) != MAILBOX_MAGIC) {
+        puts_uart("not ok mailbox\nRESULT pass=0 fail=1\nEND\n");
+        return 1;
+    }
+    tag_storage = MAILBOX[0] & FLAG_TAG_STORAGE;
+    ram_base = MAILBOX[1];
+    ram_size = MAILBOX[2];
+    carveout = MAILBOX[3];
+    puts_uart(tag_storage ? "# tag-storage=on\n" : "# tag-storage=off\n");
+
+    mmu_enable();
+    test_stg_ldg();
+    test_multi_granule();
+    test_store_forms();
+    test_block_forms();
+    if (tag_storage) {
+        test_carveout_alias();
+        test_tb_invalidate();
+        test_self_tagged();
+        if (MAILBOX[0] & FLAG_HOST) {
+            test_host_alias();
+        }
+    }
+
+    puts_uart("RESULT pass=");
+    put_dec(passes);
+    puts_uart(" fail=");
+    put_dec(failures);
+    puts_uart("\nEND\n");
+    return 0;
+}
