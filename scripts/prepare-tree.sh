@@ -43,10 +43,11 @@ if [ -f "$exclude" ]; then
     done
 fi
 mv "$exclude.new" "$exclude"
+# shellcheck disable=SC2046
+shadowing=$(git_src ls-files -- $(overlay_files))
+[ -z "$shadowing" ] ||
+    die "overlay files shadow upstream files (change those with patches): $shadowing"
 overlay_files | while read -r f; do
-    if git_src ls-files --error-unmatch "$f" >/dev/null 2>&1; then
-        die "overlay file $f shadows an upstream file; change it with a patch instead"
-    fi
     if [ "$(readlink "$SRC/$f" 2>/dev/null)" != "$TOP/$f" ]; then
         mkdir -p "$(dirname "$SRC/$f")"
         ln -sfn "$TOP/$f" "$SRC/$f"

@@ -226,7 +226,8 @@ static void test_error(const void *opaque)
     const char *nl;
 
     if (!strstr(err, c->message) || status != 1) {
-        g_test_message("args: %s\nstderr: %s", c->args, err);
+        g_test_message("args: %s", c->args);
+        g_test_message("stderr: %s", err);
     }
     g_assert_cmpint(status, ==, 1);
     g_assert_nonnull(strstr(err, c->message));
@@ -256,7 +257,7 @@ static char *wait_serial(Guest *g, const char *marker)
             return out;
         }
         if (g_get_monotonic_time() > deadline) {
-            g_test_message("serial output so far:\n%s", out ? out : "");
+            g_test_message("serial output so far: %s", out ? out : "");
             g_assert_not_reached();
         }
         g_free(out);
@@ -290,7 +291,7 @@ static void guest_start(Guest *g, bool tag_storage, bool host)
 static void guest_finish(Guest *g, char *out)
 {
     if (strstr(out, "not ok")) {
-        g_test_message("guest output:\n%s", out);
+        g_test_message("guest output: %s", out);
     }
     g_assert_null(strstr(out, "not ok"));
     g_assert_nonnull(strstr(out, " fail=0\n"));
@@ -310,7 +311,7 @@ static void assert_checks(const char *out, const char *const *names)
         g_autofree char *line = g_strdup_printf("\nok %s\n", *names);
 
         if (!strstr(out, line)) {
-            g_test_message("missing check: %s in:\n%s", *names, out);
+            g_test_message("missing check %s in: %s", *names, out);
         }
         g_assert_nonnull(strstr(out, line));
     }

@@ -17,9 +17,9 @@
 #include <stdint.h>
 #include <stddef.h>
 
-#define UART_DR         ((volatile uint32_t *)0x09000000)
-#define UART_FR         ((volatile uint32_t *)0x09000018)
-#define UART_CR         ((volatile uint32_t *)0x09000030)
+#define UART_DR         ((volatile uint32_t *)0x09000000) /* MMIO */
+#define UART_FR         ((volatile uint32_t *)0x09000018) /* MMIO */
+#define UART_CR         ((volatile uint32_t *)0x09000030) /* MMIO */
 
 /*
  * Mailbox written by the host (the qtest) before the CPU starts, after
@@ -27,7 +27,7 @@
  * [0] MAILBOX_MAGIC | flags, [1] tagged RAM base, [2] tagged RAM size,
  * [3] carveout base, [4] stage reached by the guest, [5] stage acked.
  */
-#define MAILBOX         ((volatile uint64_t *)0x40400000)
+#define MAILBOX         ((volatile uint64_t *)0x40400000) /* host-written */
 #define MAILBOX_MAGIC   0x4d54532d54455300ull /* "MTS-TES", flags */
 #define FLAG_TAG_STORAGE 1
 #define FLAG_HOST       2   /* a qtest serves host_stage() */
@@ -108,11 +108,10 @@ static void check_eq(const char *name, uint64_t got, uint64_t want)
 
 /* ---- exceptions ---- */
 
-static volatile int expect_fault;
-static volatile int fault_count;
-static volatile uint64_t fault_esr, fault_far;
+static volatile int expect_fault;       /* shared with exc_handler */
+static volatile int fault_count;        /* updated by exc_handler */
+static volatile uint64_t fault_esr, fault_far;  /* from exc_handler */
 
-uint64_t exc_handler(uint64_t esr, uint64_t far, uint64_t elr, uint64_t type);
 uint64_t exc_handler(uint64_t esr, uint64_t far, uint64_t elr, uint64_t type)
 {
     if (type == 4 && expect_fault) {
@@ -290,15 +289,37 @@ static void load128(uint64_t p)
         (fault_esr & 0x3f) == 0x11;                                 \
 })
 
-/* Byte of the carveout that holds the tag of @p, and its nibble */
-static volatile uint8_t *tag_byte(uint64_t p)
+/*
+ * Plain accesses to the carveout, in asm: tag instructions change it
+ * behind the compiler's back.
+ */
+static unsigned peek8(uint64_t a)
 {
-    return (volatile uint8_t *)(carveout + ((p & ADDR_MASK) - ram_base) / 32);
+    uint32_t v;
+
+    asm volatile("ldrb %w0, [%1]" : "=r"(v) : "r"(a) : "memory");
+    return v;
+}
+
+static void poke8(uint64_t a, uint8_t v)
+{
+    asm volatile("strb %w0, [%1]" :: "r"(v), "r"(a) : "memory");
+}
+
+static void poke32(uint64_t a, uint32_t v)
+{
+    asm volatile("str %w0, [%1]" :: "r"(v), "r"(a) : "memory");
+}
+
+/* Address of the carveout byte that holds the tag of @p */
+static uint64_t tag_byte(uint64_t p)
+{
+    return carveout + ((p & ADDR_MASK) - ram_base) / 32;
 }
 
 static unsigned carveout_tag(uint64_t p)
 {
-    return (*tag_byte(p) >> (((p >> 4) & 1) * 4)) & 0xf;
+    return (peek8(tag_byte(p)) >> (((p >> 4) & 1) * 4)) & 0xf;
 }
 
 /* Wait for the host to act on stage @n */
@@ -466,11 +487,11 @@ static void test_carveout_alias(void)
     for (int i = 0; i < 32; i++) {
         ok &= carveout_tag(b + i * GRANULE) == 15 - (i & 0xf);
     }
-    check_eq("tag-to-data-byte0", *tag_byte(b), 0xef);
+    check_eq("tag-to-data-byte0", peek8(tag_byte(b)), 0xef);
     check("tag-to-data", ok);
 
     /* data -> tag: a carveout byte written by the CPU is the tag */
-    *tag_byte(b + 0x100) = 0x5c;
+    poke8(tag_byte(b + 0x100), 0x5c);
     check("data-to-tag-ldg", ldg(b + 0x100) == 0xc && ldg(b + 0x110) == 5);
     check("data-to-tag-check-ok", !FAULTS(load64(with_tag(b + 0x100, 0xc))));
     check("data-to-tag-check-fault",
@@ -480,36 +501,36 @@ static void test_carveout_alias(void)
     /* a tag already cached in a TLB entry is not stale */
     stg(with_tag(b + 0x200, 1));
     check("tlb-before", !FAULTS(load64(with_tag(b + 0x200, 1))));
-    *tag_byte(b + 0x200) = 0x02;
+    poke8(tag_byte(b + 0x200), 0x02);
     check("tlb-after", FAULTS(load64(with_tag(b + 0x200, 1))) &&
           !FAULTS(load64(with_tag(b + 0x200, 2))));
 
     /* each store form lands in the carveout */
     uint64_t c = b + 0x1000;
     st2g(with_tag(c, 0x4));
-    check_eq("st2g-byte", *tag_byte(c), 0x44);
+    check_eq("st2g-byte", peek8(tag_byte(c)), 0x44);
     stz2g(with_tag(c + 32, 0x8));
-    check_eq("stz2g-byte", *tag_byte(c + 32), 0x88);
+    check_eq("stz2g-byte", peek8(tag_byte(c + 32)), 0x88);
     stgm(c + 0x100, 0x0123456789abcdefull);
-    check_eq("stgm-bytes", *(volatile uint64_t *)tag_byte(c + 0x100),
+    check_eq("stgm-bytes", load64(tag_byte(c + 0x100)),
              0x0123456789abcdefull);
     dc_gzva(with_tag(c + 0x400, 0xd));
-    check_eq("dc-gzva-byte", *tag_byte(c + 0x400), 0xdd);
+    check_eq("dc-gzva-byte", peek8(tag_byte(c + 0x400)), 0xdd);
     setg(with_tag(c + 0x800, 0x7), 0x100, 0);
     ok = 1;
     for (int i = 0; i < 8; i++) {
-        ok &= tag_byte(c + 0x800)[i] == 0x77;
+        ok &= peek8(tag_byte(c + 0x800) + i) == 0x77;
     }
-    check("setg-bytes", ok && tag_byte(c + 0x800)[8] == 0);
+    check("setg-bytes", ok && peek8(tag_byte(c + 0x800) + 8) == 0);
 }
 
 /* Code in the carveout, rewritten by tag stores */
 typedef int (*fn_t)(void);
 
-static void write_code(volatile uint32_t *p, uint32_t insn0)
+static void write_code(uint64_t p, uint32_t insn0)
 {
-    p[0] = insn0;           /* movz w0, #n */
-    p[1] = 0xd65f03c0;      /* ret */
+    poke32(p, insn0);           /* movz w0, #n */
+    poke32(p + 4, 0xd65f03c0);  /* ret */
     asm volatile("dc cvau, %0; dsb ish; ic ivau, %0; dsb ish; isb"
                  :: "r"(p) : "memory");
 }
@@ -526,7 +547,7 @@ static void test_tb_invalidate(void)
     uint64_t data = ram_base + (code - carveout) * 32;
     fn_t f = (fn_t)code;
 
-    write_code((volatile uint32_t *)code, 0x52800020);     /* movz w0, #1 */
+    write_code(code, 0x52800020);     /* movz w0, #1 */
     check_eq("carveout-exec", f(), 1);
     stgm(data, 0xd65f03c052800040ull);     /* movz w0, #2; ret */
     sync_code(code);
@@ -537,7 +558,7 @@ static void test_tb_invalidate(void)
     uint64_t data2 = ram_base + (code2 - carveout) * 32;
     fn_t f2 = (fn_t)code2;
 
-    write_code((volatile uint32_t *)code2, 0x52800020);
+    write_code(code2, 0x52800020);
     check_eq("carveout-exec-2", f2(), 1);
     stg(with_tag(data2 + GRANULE, 4));
     sync_code(code2);
@@ -549,10 +570,10 @@ static void test_self_tagged(void)
     uint64_t page = carveout + ram_size / 32 - PAGE;
     uint64_t va = ALIAS_VA + (page - 0x40000000ull);
 
-    *(volatile uint8_t *)page = 0x77;
+    poke8(page, 0x77);
     check_eq("self-ldg-reads-0", ldg(va), 0);
     stg(with_tag(va, 3));
-    check_eq("self-stg-ignored", *(volatile uint8_t *)page, 0x77);
+    check_eq("self-stg-ignored", peek8(page), 0x77);
     check("self-no-fault", !FAULTS(load64(with_tag(va, 5))));
     /* same page again, and a second page: one log line per page */
     check("self-no-fault-again", !FAULTS(load64(with_tag(va + 64, 6))));
@@ -579,7 +600,6 @@ static void test_host_alias(void)
           FAULTS(load64(with_tag(b + 0x1000 + 3 * GRANULE, 4))));
 }
 
-int main(void);
 int main(void)
 {
     *UART_CR = 0x301;           /* UARTEN | TXE | RXE */

@@ -1,0 +1,48 @@
+# Thin wrapper: the work is done by scripts/.
+.PHONY: all deps prepare build demo shell check patches export check-series \
+        reset-tree bench clean
+
+all: demo
+
+deps:
+	scripts/install-deps.sh
+
+prepare:
+	scripts/prepare-tree.sh
+
+build: deps
+	scripts/build.sh
+
+# The main job: boot Linux with tag-storage=on and show tags in the carveout
+demo: deps
+	scripts/build.sh
+	scripts/demo.sh
+
+# Interactive guest shell with tag-storage=on
+shell: deps
+	scripts/build.sh
+	scripts/demo.sh --shell
+
+# Every test; .ci/run runs this
+check: deps
+	scripts/test.sh
+
+# Regenerate patches/ from the commits in build/src
+patches:
+	scripts/update-patches.sh
+
+# One git format-patch series (overlay + patches) in build/export
+export:
+	scripts/export-series.sh
+
+check-series:
+	scripts/check-series.sh
+
+# Drop commits in build/src that are not in patches/
+reset-tree:
+	rm -f build/src/.applied-tree
+	git -C build/src reset -q --hard v10.2.2
+	scripts/prepare-tree.sh
+
+clean:
+	rm -rf build

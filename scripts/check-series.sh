@@ -1,0 +1,34 @@
+#!/bin/sh
+# Check that the exported series applies with git am to a fresh pristine
+# QEMU 10.2.2 and yields exactly the tree we build (patches + overlay).
+set -eu
+. "$(dirname "$0")/common.sh"
+"$TOP/scripts/export-series.sh" >/dev/null
+out=$BUILD_ROOT/export
+tmp=$BUILD_ROOT/check-series
+rm -rf "$tmp"
+mkdir -p "$tmp"
+tarball=$("$TOP/scripts/fetch-qemu.sh" 2>/dev/null)
+tar -C "$tmp" --strip-components=1 -xf "$tarball"
+git -C "$tmp" init -q
+git -C "$tmp" add -A -f .
+git -C "$tmp" commit -q -m "pristine QEMU $QEMU_VERSION"
+for p in "$out"/0*.patch; do
+    case "$p" in */0000-cover-letter.patch) continue ;; esac
+    git -C "$tmp" am -q --keep-cr "$p" || die "$(basename "$p") does not apply to pristine $QEMU_VERSION"
+done
+got=$(git -C "$tmp" rev-parse 'HEAD^{tree}')
+
+# The tree we build: HEAD of build/src plus the overlay files
+idx=$BUILD_ROOT/check-series.index
+rm -f "$idx"
+GIT_INDEX_FILE=$idx git -C "$SRC" read-tree HEAD
+overlay_files | while read -r f; do
+    h=$(git -C "$SRC" hash-object -w "$TOP/$f")
+    GIT_INDEX_FILE=$idx git -C "$SRC" update-index --add --cacheinfo "100644,$h,$f"
+done
+want=$(GIT_INDEX_FILE=$idx git -C "$SRC" write-tree)
+rm -f "$idx"
+rm -rf "$tmp"
+[ "$got" = "$want" ] || die "exported series gives tree $got, the build uses $want"
+say "exported series ($(ls "$out"/0*.patch | wc -l) files) applies to pristine $QEMU_VERSION and matches the build tree"
