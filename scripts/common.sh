@@ -4,7 +4,7 @@
 QEMU_VERSION=10.2.2
 DEBIAN_VERSION=1:10.2.2+ds-1
 
-TOP=$(cd "$(dirname "$0")/.." && pwd)
+TOP=${MTS_TOP:-$(cd "$(dirname "$0")/.." && pwd)}
 BUILD_ROOT=${BUILD_ROOT:-$TOP/build}
 SRC=$BUILD_ROOT/src             # prepared tree: pristine import + patches
 OBJ=$BUILD_ROOT/obj             # meson build directory

@@ -25,7 +25,7 @@ else
     echo "not ok export-series" >> "$results/extra.tap"
 fi
 
-for t in "$TOP"/tests/guest/*.sh; do
+for t in "$TOP"/guest/tests/*.sh; do
     [ -f "$t" ] || continue
     name=$(basename "$t" .sh)
     say "running guest test $name"

@@ -1,0 +1,594 @@
+/*
+ * /init of the Linux test guest: an MTE suite and the tag storage reuse
+ * probe, run by an unmodified kernel, reported on the console.
+ *
+ * Output: "ok <name>" / "not ok <name>" per check, "TAGGED <pfn> <n>" for
+ * the pages the suite tagged (the host checks that the rest of the
+ * carveout is untouched), then "RESULT pass=<n> fail=<n>" and PASS/FAIL.
+ *
+ * Copyright (c) 2026 The mte-tag-storage authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#ifndef PROT_MTE
+#define PROT_MTE 0x20
+#endif
+#ifndef SEGV_MTEAERR
+#define SEGV_MTEAERR 8
+#define SEGV_MTESERR 9
+#endif
+#ifndef PR_MTE_TCF_SYNC
+#define PR_MTE_TCF_SYNC (1UL << 1)
+#define PR_MTE_TCF_ASYNC (1UL << 2)
+#define PR_MTE_TAG_SHIFT 3
+#endif
+
+#define PAGE 4096UL
+#define GRANULE 16UL
+#define ADDR_MASK ((1UL << 56) - 1)
+
+static int passes, failures;
+
+static void check(const char *name, int ok)
+{
+    printf("%s %s\n", ok ? "ok" : "not ok", name);
+    fflush(stdout);
+    ok ? passes++ : failures++;
+}
+
+/* ---- MTE primitives ---- */
+
+static void *with_tag(void *p, unsigned tag)
+{
+    return (void *)(((uintptr_t)p & ADDR_MASK) | ((uintptr_t)(tag & 15) << 56));
+}
+
+static unsigned ldg(void *p)
+{
+    uintptr_t r = 0;
+
+    asm volatile("ldg %0, [%1]"
+                 : "+r"(r) : "r"(p) : "memory");
+    return (r >> 56) & 15;
+}
+
+static void stg(void *p)
+{
+    asm volatile("stg %0, [%0]" :: "r"(p) : "memory");
+}
+
+static void *irg(void *p)
+{
+    void *r;
+
+    asm volatile("irg %0, %1" : "=r"(r) : "r"(p));
+    return r;
+}
+
+static int set_tcf(unsigned long tcf)
+{
+    return prctl(PR_SET_TAGGED_ADDR_CTRL, PR_TAGGED_ADDR_ENABLE | tcf |
+                 (0xfffeUL << PR_MTE_TAG_SHIFT), 0, 0, 0);
+}
+
+static void *map_mte(size_t len)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE | PROT_MTE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* ---- faults ---- */
+
+static sigjmp_buf fault_jmp;
+static volatile sig_atomic_t fault_code;   /* set by the signal handler */
+static void *volatile fault_addr;          /* set by the signal handler */
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+    fault_code = si->si_code;
+    fault_addr = si->si_addr;
+    siglongjmp(fault_jmp, 1);
+}
+
+/* Returns the si_code of the SIGSEGV the access raised, or 0 */
+#define FAULT_CODE(access) ({                                        \
+    fault_code = 0;                                                   \
+    if (!sigsetjmp(fault_jmp, 1)) {                                   \
+        access;                                                       \
+        asm volatile("" ::: "memory");                                \
+    }                                                                 \
+    (int)fault_code;                                                  \
+})
+
+static uint64_t load(void *p)
+{
+    return *(volatile uint64_t *)p;      /* volatile: the access is the test */
+}
+
+static void store(void *p, uint64_t v)
+{
+    *(volatile uint64_t *)p = v;         /* volatile: the access is the test */
+}
+
+/* ---- physical addresses and tagged page accounting ---- */
+
+static uint64_t pfn_of(void *p)
+{
+    uint64_t e = 0;
+    int fd = open("/proc/self/pagemap", O_RDONLY);
+
+    if (fd < 0) {
+        return 0;
+    }
+    if (pread(fd, &e, 8, ((uintptr_t)p & ADDR_MASK) / PAGE * 8) != 8) {
+        e = 0;
+    }
+    close(fd);
+    return (e & (1ULL << 63)) ? e & ((1ULL << 55) - 1) : 0;
+}
+
+/* Tell the host which pages hold tags (call before unmapping them) */
+static void report_tagged(void *p, size_t len)
+{
+    uint64_t start = 0, n = 0;
+
+    for (size_t off = 0; off < len; off += PAGE) {
+        uint64_t pfn = pfn_of((char *)p + off);
+
+        if (pfn && n && pfn == start + n) {
+            n++;
+            continue;
+        }
+        if (n) {
+            printf("TAGGED %llx %llu\n", (unsigned long long)start,
+                   (unsigned long long)n);
+        }
+        start = pfn;
+        n = pfn != 0;
+    }
+    if (n) {
+        printf("TAGGED %llx %llu\n", (unsigned long long)start,
+               (unsigned long long)n);
+    }
+    fflush(stdout);
+}
+
+/* ---- the suite ---- */
+
+static void test_basic(void)
+{
+    char *p = map_mte(16 * PAGE);
+    int ok = 1;
+
+    check("prctl-sync", set_tcf(PR_MTE_TCF_SYNC) == 0 &&
+          (prctl(PR_GET_TAGGED_ADDR_CTRL, 0, 0, 0, 0) & PR_MTE_TCF_SYNC));
+    check("mmap-prot-mte", p != NULL);
+    if (!p) {
+        return;
+    }
+    for (unsigned i = 0; i < 256; i++) {
+        stg(with_tag(p + i * GRANULE, i));
+    }
+    for (unsigned i = 0; i < 256; i++) {
+        ok &= ldg(p + i * GRANULE) == (i & 15);
+    }
+    check("stg-ldg", ok);
+    char *q = irg(p + 4096);
+    stg(q);
+    check("irg-stg-ldg", ldg(p + 4096) == (((uintptr_t)q >> 56) & 15) &&
+          ((uintptr_t)q >> 56) != 0);
+    store(q, 42);
+    check("tagged-access", load(q) == 42);
+
+    char *bad = with_tag(q, ((uintptr_t)q >> 56) + 1);
+    check("sync-fault-code", FAULT_CODE(load(bad)) == SEGV_MTESERR);
+    check("sync-fault-addr", ((uintptr_t)fault_addr & ADDR_MASK) ==
+          ((uintptr_t)bad & ADDR_MASK));
+    check("sync-store-fault", FAULT_CODE(store(bad, 1)) == SEGV_MTESERR &&
+          load(q) == 42);
+    report_tagged(p, 16 * PAGE);
+    munmap(p, 16 * PAGE);
+}
+
+static void test_async(void)
+{
+    char *p = map_mte(PAGE);
+    int code;
+
+    check("prctl-async", set_tcf(PR_MTE_TCF_ASYNC) == 0);
+    stg(with_tag(p, 3));
+    code = FAULT_CODE({
+        store(with_tag(p, 4), 1);
+        getppid();              /* the kernel reports on entry */
+        usleep(1000);
+    });
+    check("async-fault-code", code == SEGV_MTEAERR);
+    set_tcf(PR_MTE_TCF_SYNC);
+    report_tagged(p, PAGE);
+    munmap(p, PAGE);
+}
+
+static void test_fork_cow(void)
+{
+    char *p = map_mte(4 * PAGE);
+    pid_t pid;
+    int st;
+
+    for (int i = 0; i < 4; i++) {
+        stg(with_tag(p + i * PAGE, 5 + i));
+        store(with_tag(p + i * PAGE, 5 + i), 100 + i);
+    }
+    report_tagged(p, 4 * PAGE);
+    pid = fork();
+    if (pid == 0) {
+        int ok = 1;
+
+        for (int i = 0; i < 4; i++) {
+            ok &= ldg(p + i * PAGE) == 5 + i;
+            store(with_tag(p + i * PAGE, 5 + i), 200 + i);  /* COW */
+            ok &= ldg(p + i * PAGE) == 5 + i;
+            ok &= load(with_tag(p + i * PAGE, 5 + i)) == 200 + i;
+        }
+        ok &= FAULT_CODE(load(with_tag(p, 9))) == SEGV_MTESERR;
+        report_tagged(p, 4 * PAGE);
+        _exit(ok ? 0 : 1);
+    }
+    waitpid(pid, &st, 0);
+    check("fork-cow-child", WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    check("fork-cow-parent", ldg(p) == 5 &&
+          load(with_tag(p, 5)) == 100 && load(with_tag(p + 3 * PAGE, 8)) == 103);
+    munmap(p, 4 * PAGE);
+}
+
+static void test_mprotect(void)
+{
+    char *p = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    memset(p, 0x5a, 2 * PAGE);
+    check("mprotect-prot-mte", mprotect(p, 2 * PAGE, PROT_READ | PROT_WRITE |
+                                        PROT_MTE) == 0);
+    check("mprotect-data-kept", p[0] == 0x5a && p[2 * PAGE - 1] == 0x5a);
+    check("mprotect-tags-zero", ldg(p) == 0 && ldg(p + PAGE) == 0);
+    stg(with_tag(p + PAGE, 7));
+    check("mprotect-stg", ldg(p + PAGE) == 7 &&
+          FAULT_CODE(load(p + PAGE)) == SEGV_MTESERR);
+    report_tagged(p, 2 * PAGE);
+    munmap(p, 2 * PAGE);
+}
+
+static void test_reset(void)
+{
+    char *p = map_mte(PAGE);
+
+    stg(with_tag(p, 6));
+    store(with_tag(p, 6), 77);
+    report_tagged(p, PAGE);
+    check("madvise-dontneed", madvise(p, PAGE, MADV_DONTNEED) == 0);
+    check("dontneed-tags-reset", ldg(p) == 0 && load(p) == 0);
+    report_tagged(p, PAGE);
+    munmap(p, PAGE);
+
+    p = map_mte(PAGE);
+    check("remap-tags-zero", p && ldg(p) == 0);
+    stg(with_tag(p, 2));
+    report_tagged(p, PAGE);
+    munmap(p, PAGE);
+}
+
+static void test_many_pages(void)
+{
+    const size_t len = 64UL << 20;      /* tags span 2 MiB of tag storage */
+    char *p = map_mte(len);
+    int ok = 1;
+
+    if (!p) {
+        check("many-pages-mmap", 0);
+        return;
+    }
+    for (size_t off = 0; off < len; off += PAGE) {
+        unsigned t = (off / PAGE) & 15;
+
+        stg(with_tag(p + off, t));
+        stg(with_tag(p + off + PAGE - GRANULE, 15 - t));
+    }
+    for (size_t off = 0; off < len; off += PAGE) {
+        unsigned t = (off / PAGE) & 15;
+
+        ok &= ldg(p + off) == t && ldg(p + off + PAGE - GRANULE) == 15 - t &&
+              ldg(p + off + GRANULE) == 0;
+    }
+    check("many-pages-tags", ok);
+    check("many-pages-fault",
+          FAULT_CODE(load(with_tag(p + len - PAGE, 3))) == SEGV_MTESERR);
+    report_tagged(p, len);
+    munmap(p, len);
+}
+
+/* glibc heap tagging: a child re-executed with the tunable set */
+static void test_heap_tagging(const char *self)
+{
+    pid_t pid = fork();
+    int st;
+
+    if (pid == 0) {
+        char *argv[] = { (char *)self, (char *)"--heap-child", NULL };
+        char *envp[] = { (char *)"GLIBC_TUNABLES=glibc.mem.tagging=3", NULL };
+
+        execve(self, argv, envp);
+        _exit(3);
+    }
+    waitpid(pid, &st, 0);
+    check("heap-tagging", WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static int heap_child(void)
+{
+    struct sigaction sa = { .sa_sigaction = on_segv, .sa_flags = SA_SIGINFO };
+    char *a = malloc(48);
+
+    sigaction(SIGSEGV, &sa, NULL);
+    printf("# heap pointer %p\n", a);
+    if (((uintptr_t)a >> 56) == 0) {
+        printf("# libc does not tag the heap\n");
+        return 2;
+    }
+    a[47] = 1;
+    /* the allocation's granules carry the pointer's tag, others fault */
+    if (ldg(a) != ((uintptr_t)a >> 56 & 15) ||
+        ldg(a + 32) != ((uintptr_t)a >> 56 & 15)) {
+        return 1;
+    }
+    if (FAULT_CODE(store(with_tag(a, ((uintptr_t)a >> 56) + 1), 1)) !=
+        SEGV_MTESERR) {
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- device tree and the reuse probe ---- */
+
+static int read_file(const char *path, void *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY), n;
+
+    if (fd < 0) {
+        return -1;
+    }
+    n = read(fd, buf, len);
+    close(fd);
+    return n;
+}
+
+static uint64_t be64(const unsigned char *b)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++) {
+        v = v << 8 | b[i];
+    }
+    return v;
+}
+
+typedef struct TagStorage {
+    char node[600];
+    uint64_t base, size, tagged_base, tagged_size;
+    uint32_t block_size;
+} TagStorage;
+
+static int find_tag_storage(const char *dir, TagStorage *ts)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[700], buf[64];
+    int found = 0;
+
+    if (!d) {
+        return 0;
+    }
+    while (!found && (e = readdir(d))) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s/compatible", dir, e->d_name);
+        if (read_file(path, buf, sizeof(buf)) > 0 &&
+            !strcmp(buf, "arm,mte-tag-storage")) {
+            unsigned char reg[16], bs[4];
+
+            snprintf(ts->node, sizeof(ts->node), "%s/%s", dir, e->d_name);
+            snprintf(path, sizeof(path), "%s/reg", ts->node);
+            read_file(path, reg, 16);
+            ts->base = be64(reg);
+            ts->size = be64(reg + 8);
+            snprintf(path, sizeof(path), "%s/block-size", ts->node);
+            read_file(path, bs, 4);
+            ts->block_size = bs[0] << 24 | bs[1] << 16 | bs[2] << 8 | bs[3];
+            found = 1;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+static void show_layout(TagStorage *ts, int *have)
+{
+    unsigned char reg[16];
+    char line[256];
+    FILE *f;
+
+    if (read_file("/proc/device-tree/memory@40000000/reg", reg, 16) == 16) {
+        ts->tagged_base = be64(reg);
+        ts->tagged_size = be64(reg + 8);
+    }
+    *have = find_tag_storage("/proc/device-tree", ts) ||
+            find_tag_storage("/proc/device-tree/reserved-memory", ts);
+    printf("LAYOUT tagged-ram 0x%llx+0x%llx\n",
+           (unsigned long long)ts->tagged_base,
+           (unsigned long long)ts->tagged_size);
+    if (*have) {
+        printf("LAYOUT tag-storage %s 0x%llx+0x%llx block-size 0x%x\n",
+               ts->node + strlen("/proc/device-tree"),
+               (unsigned long long)ts->base, (unsigned long long)ts->size,
+               ts->block_size);
+    } else {
+        printf("LAYOUT tag-storage none\n");
+    }
+    f = fopen("/proc/iomem", "r");
+    while (f && fgets(line, sizeof(line), f)) {
+        unsigned long long a, b;
+
+        if (sscanf(line, " %llx-%llx", &a, &b) == 2 && *have &&
+            a <= ts->base + ts->size - 1 && b >= ts->base) {
+            printf("IOMEM %s", line);
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+}
+
+/*
+ * The kernel leaves the carveout alone: it is no System RAM (v1, v2), or
+ * System RAM that is entirely reserved (v3).
+ */
+static void test_carveout_untouched(TagStorage *ts)
+{
+    char line[256];
+    int in_ram = 0, reserved = 0;
+    FILE *f = fopen("/proc/iomem", "r");
+
+    while (f && fgets(line, sizeof(line), f)) {
+        unsigned long long a, b;
+
+        if (sscanf(line, " %llx-%llx", &a, &b) != 2 ||
+            a > ts->base + ts->size - 1 || b < ts->base) {
+            continue;
+        }
+        if (strstr(line, "System RAM")) {
+            in_ram = 1;
+        }
+        if (strstr(line, "reserved") && a <= ts->base &&
+            b >= ts->base + ts->size - 1) {
+            reserved = 1;
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+    check("carveout-not-used-as-ram", !in_ram || reserved);
+}
+
+static void test_reuse_probe(TagStorage *ts)
+{
+    char *p = map_mte(PAGE);
+    uint64_t pa, tag_pa, off;
+    volatile uint8_t *tags;     /* volatile: device memory */
+    void *map;
+    int fd, ok = 1;
+
+    stg(with_tag(p, 1));        /* fault it in */
+    pa = pfn_of(p) * PAGE;
+    check("probe-pagemap", pa >= ts->tagged_base &&
+          pa < ts->tagged_base + ts->tagged_size);
+    tag_pa = ts->base + (pa - ts->tagged_base) / 32;
+    off = tag_pa & (PAGE - 1);
+    printf("# probe: page 0x%llx, its tags at 0x%llx\n",
+           (unsigned long long)pa, (unsigned long long)tag_pa);
+
+    fd = open("/dev/mem", O_RDWR | O_SYNC);
+    map = fd < 0 ? MAP_FAILED : mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+                                     MAP_SHARED, fd, tag_pa - off);
+    check("probe-devmem-map", map != MAP_FAILED);
+    if (map == MAP_FAILED) {
+        return;
+    }
+    tags = (volatile uint8_t *)map + off;
+
+    /* tags set by STG are carveout bytes */
+    for (unsigned i = 0; i < PAGE / GRANULE; i++) {
+        stg(with_tag(p + i * GRANULE, (i * 3) & 15));
+    }
+    for (unsigned j = 0; j < PAGE / 32; j++) {
+        ok &= tags[j] == (((2 * j * 3) & 15) | (((2 * j + 1) * 3) & 15) << 4);
+    }
+    check("probe-stg-visible-as-data", ok);
+
+    /* a data write to the carveout is the tag */
+    store(with_tag(p, 0), 55);
+    tags[0] = 0x9a;
+    check("probe-data-write-ldg", ldg(p) == 0xa && ldg(p + GRANULE) == 0x9);
+    check("probe-old-tag-faults",
+          FAULT_CODE(load(with_tag(p, 0))) == SEGV_MTESERR);
+    check("probe-new-tag-loads", load(with_tag(p, 0xa)) == 55);
+    munmap(map, PAGE);
+    close(fd);
+    report_tagged(p, PAGE);
+    munmap(p, PAGE);
+}
+
+int main(int argc, char **argv)
+{
+    struct sigaction sa = { .sa_sigaction = on_segv, .sa_flags = SA_SIGINFO };
+    TagStorage ts = { 0 };
+    int have_ts = 0;
+    char cmdline[512] = "";
+
+    if (argc > 1 && !strcmp(argv[1], "--heap-child")) {
+        return heap_child();
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    mount("proc", "/proc", "proc", 0, NULL);
+    mount("sysfs", "/sys", "sysfs", 0, NULL);
+    mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
+    read_file("/proc/cmdline", cmdline, sizeof(cmdline) - 1);
+    sigaction(SIGSEGV, &sa, NULL);
+
+    printf("MTS guest: mte-tag-storage Linux checks\n");
+    show_layout(&ts, &have_ts);
+    if (have_ts) {
+        test_carveout_untouched(&ts);
+    }
+    test_basic();
+    test_async();
+    test_fork_cow();
+    test_mprotect();
+    test_reset();
+    test_many_pages();
+    test_heap_tagging(argv[0]);
+    if (have_ts && strstr(ts.node, "/metadata@")) {
+        test_reuse_probe(&ts);
+    }
+    printf("RESULT pass=%d fail=%d\n%s\n", passes, failures,
+           failures || !passes ? "FAIL" : "PASS");
+
+    if (strstr(cmdline, "mts.shell")) {
+        char *sh[] = { (char *)"/bin/sh", NULL };
+
+        printf("starting /bin/sh; 'poweroff -f' to leave\n");
+        execv(sh[0], sh);
+        printf("no /bin/sh in this initramfs\n");
+    }
+    sync();
+    reboot(RB_POWER_OFF);
+    return 0;
+}

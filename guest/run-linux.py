@@ -1,0 +1,153 @@
+#!/usr/bin/python3
+"""Boot the Linux test guest on QEMU and judge it from its console.
+
+Runs QEMU with -no-shutdown and a QMP socket; when the guest powers off
+(or the timeout expires, which fails the run and keeps the console log),
+it saves the tag storage carveout with pmemsave and checks from the host
+that its only non-zero bytes are tags of pages the guest reported as
+tagged ("TAGGED <pfn> <count>" lines).  Prints a short report; exit 0 on
+PASS."""
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+RAM_BASE = 0x40000000
+
+
+def qmp_connect(path, deadline):
+    while True:
+        try:
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(path)
+            break
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.05)
+    f = s.makefile('rw')
+    json.loads(f.readline())                    # greeting
+    qmp(f, 'qmp_capabilities')
+    return s, f
+
+
+def qmp(f, cmd, **args):
+    f.write(json.dumps({'execute': cmd, 'arguments': args}) + '\n')
+    f.flush()
+    while True:
+        msg = json.loads(f.readline())
+        if 'return' in msg or 'error' in msg:
+            return msg
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--qemu', required=True)
+    ap.add_argument('--kernel', required=True)
+    ap.add_argument('--initrd', required=True)
+    ap.add_argument('--machine', default='tag-storage=on')
+    ap.add_argument('--ram-mib', type=int, default=2048)
+    ap.add_argument('--timeout', type=int, default=180)
+    ap.add_argument('--log', required=True, help='console log file')
+    ap.add_argument('--quiet', action='store_true')
+    a = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix='mts-linux-')
+    sock = os.path.join(tmp, 'qmp.sock')
+    dump = os.path.join(tmp, 'carveout.bin')
+    cmd = [a.qemu, '-M', 'virt,mte=on,' + a.machine,
+           '-cpu', 'max,pauth-impdef=on', '-m', '%dM' % a.ram_mib,
+           '-nic', 'none', '-display', 'none', '-no-shutdown',
+           '-serial', 'file:' + a.log, '-qmp', 'unix:%s,server=on,wait=off'
+           % sock, '-kernel', a.kernel, '-initrd', a.initrd,
+           '-append', 'console=ttyAMA0 panic=-1 quiet']
+    start = time.time()
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = start + a.timeout
+    ok = True
+    try:
+        s, f = qmp_connect(sock, start + 20)
+        while True:
+            st = qmp(f, 'query-status')['return']['status']
+            if st == 'shutdown' or st == 'guest-panicked':
+                break
+            if time.time() > deadline:
+                print('FAIL: guest did not finish in %d s; console in %s'
+                      % (a.timeout, a.log))
+                ok = False
+                break
+            time.sleep(0.1)
+        elapsed = time.time() - start
+        console = open(a.log, errors='replace').read()
+        m = re.search(r'^LAYOUT tag-storage \S+ (0x[0-9a-f]+)\+(0x[0-9a-f]+)',
+                      console, re.M)
+        host = ''
+        if m and ok:
+            base, size = int(m.group(1), 16), int(m.group(2), 16)
+            qmp(f, 'pmemsave', val=base, size=size, filename=dump)
+            data = open(dump, 'rb').read()
+            allowed = bytearray(size)
+            for pfn, n in re.findall(r'^TAGGED ([0-9a-f]+) (\d+)$', console,
+                                     re.M):
+                first = (int(pfn, 16) * 4096 - RAM_BASE) // 32
+                for i in range(first, min(size, first + 128 * int(n))):
+                    allowed[i] = 1
+            stray = [i for i, b in enumerate(data) if b and not allowed[i]]
+            tags = sum(1 for i, b in enumerate(data) if b and allowed[i])
+            host = ('host: carveout 0x%x+0x%x: %d non-zero tag bytes of '
+                    'tagged pages, %d non-zero bytes elsewhere'
+                    % (base, size, tags, len(stray)))
+            if stray:
+                host += ' (first at 0x%x)' % (base + stray[0])
+                ok = False
+            if tags == 0:
+                host += ' (no tags landed in the carveout)'
+                ok = False
+        qmp(f, 'quit')
+    except (OSError, ValueError) as e:
+        print('FAIL: %s' % e)
+        ok = False
+        elapsed = time.time() - start
+        console = open(a.log, errors='replace').read() \
+            if os.path.exists(a.log) else ''
+        host = ''
+    finally:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        for p in (sock, dump):
+            if os.path.exists(p):
+                os.unlink(p)
+        os.rmdir(tmp)
+    err = proc.stderr.read()
+    if err.strip():
+        print('qemu stderr: ' + err.strip())
+
+    checks = re.findall(r'^(ok|not ok) (\S+)$', console, re.M)
+    res = re.search(r'^RESULT pass=(\d+) fail=(\d+)$', console, re.M)
+    verdict = re.search(r'^(PASS|FAIL)$', console, re.M)
+    if not res or not verdict or verdict.group(1) != 'PASS':
+        ok = False
+    for line in console.splitlines():
+        if line.startswith('LAYOUT') or line.startswith('IOMEM'):
+            print('guest: ' + line)
+    for status, name in checks:
+        if not a.quiet or status != 'ok':
+            print('%s %s' % (status, name))
+    if host:
+        print(host)
+    print('guest checks: %d passed, %d failed; boot to result %.1f s'
+          % (sum(1 for c in checks if c[0] == 'ok'),
+             sum(1 for c in checks if c[0] != 'ok'), elapsed))
+    print('PASS' if ok else 'FAIL')
+    return 0 if ok else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,47 @@
+#!/bin/sh
+# Linux guest matrix: the unmodified Debian 6.1 kernel runs the MTE suite
+# with tag-storage=off and with tag-storage=on for each binding and block
+# size; every run must PASS, and the suite's verdicts must be the same in
+# all of them (only the tag storage checks may be added).
+set -eu
+MTS_TOP=$(cd "$(dirname "$0")/../.." && pwd)
+. "$MTS_TOP/scripts/common.sh"
+
+kernel=$("$TOP/scripts/fetch-guest.sh")
+initrd=$("$TOP/guest/build-initramfs.sh")
+logs=$BUILD_ROOT/guest/logs
+mkdir -p "$logs"
+fail=0
+ref=
+
+for cfg in tag-storage=off \
+           tag-storage=on,tag-storage-binding=v1 \
+           tag-storage=on,tag-storage-binding=v2 \
+           tag-storage=on,tag-storage-binding=v3 \
+           tag-storage=on,tag-storage-binding=v1,tag-storage-block-size=8192 \
+           tag-storage=on,tag-storage-binding=v2,tag-storage-block-size=8192 \
+           tag-storage=on,tag-storage-binding=v3,tag-storage-block-size=8192; do
+    name=$(echo "$cfg" | tr ',=' '__')
+    echo "# $cfg"
+    if /usr/bin/python3 "$TOP/guest/run-linux.py" --qemu "$QEMU_BIN" \
+           --kernel "$kernel" --initrd "$initrd" --machine "$cfg" \
+           --log "$logs/$name.console" --quiet > "$logs/$name.report" 2>&1; then
+        echo "ok linux/$name $(grep '^guest checks' "$logs/$name.report")"
+    else
+        sed 's/^/#   /' "$logs/$name.report"
+        echo "not ok linux/$name (console: $logs/$name.console)"
+        fail=1
+    fi
+    # verdicts of the suite proper, without the tag storage checks
+    v=$(grep -E '^(ok|not ok) ' "$logs/$name.console" |
+        grep -v -E ' (probe-|carveout-)' | sort | md5sum | cut -c1-8)
+    if [ -z "$ref" ]; then
+        ref=$v
+    elif [ "$v" != "$ref" ]; then
+        echo "not ok linux/$name verdicts differ from tag-storage=off"
+        fail=1
+    fi
+done
+[ "$(grep -c '^ok probe-' "$logs/tag-storage_on_tag-storage-binding_v1.console")" -ge 6 ] ||
+    { echo "not ok linux/reuse-probe did not run with v1"; fail=1; }
+exit $fail

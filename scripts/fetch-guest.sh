@@ -1,0 +1,47 @@
+#!/bin/sh
+# Fetch and verify the guest kernel (Debian's arm64 cloud kernel 6.1):
+# from ../shared/vendor when present (checked against its SHA256SUMS and
+# our pinned hash), else the same package through a private apt
+# configuration for arm64.  Prints the path of the raw Image.
+set -eu
+. "$(dirname "$0")/common.sh"
+
+KPKG=linux-image-6.1.0-56-cloud-arm64
+KVER=6.1.0-56-cloud-arm64
+KDEB=${KPKG}_6.1.192-2_arm64.deb
+GUEST=$BUILD_ROOT/guest
+image=$GUEST/vmlinuz-$KVER
+
+[ -f "$image" ] && { echo "$image"; exit 0; }
+mkdir -p "$GUEST"
+
+deb=
+if [ -f "$VENDOR/$KDEB" ]; then
+    (cd "$VENDOR" && grep " $KDEB\$" SHA256SUMS | sha256sum -c --quiet -) >&2 ||
+        die "$VENDOR/$KDEB does not match $VENDOR/SHA256SUMS"
+    deb=$VENDOR/$KDEB
+else
+    say "downloading $KDEB (arm64) through a private apt configuration" >&2
+    APT=$DL/apt-arm64
+    mkdir -p "$APT/lists/partial" "$APT/sources.list.d" "$APT/archives/partial"
+    echo "deb [arch=arm64] http://deb.debian.org/debian bookworm main" > "$APT/sources.list"
+    echo "deb [arch=arm64] http://deb.debian.org/debian-security bookworm-security main" >> "$APT/sources.list"
+    opts="-o Dir::Etc::SourceList=$APT/sources.list
+     -o Dir::Etc::SourceParts=$APT/sources.list.d -o Dir::State::Lists=$APT/lists
+     -o APT::Architectures=arm64 -o APT::Architecture=arm64
+     -o Debug::NoLocking=1 -o APT::Sandbox::User=root"
+    # shellcheck disable=SC2086
+    apt-get $opts update -q >&2
+    # shellcheck disable=SC2086
+    (cd "$GUEST" && apt-get $opts download "$KPKG" >&2)
+    deb=$(ls "$GUEST"/${KPKG}_*_arm64.deb | head -n1)
+fi
+grep -q "^$(sha256sum "$deb" | cut -d' ' -f1)  $KDEB" "$TOP/scripts/guest.sha256" ||
+    die "$deb is not the pinned kernel package (see scripts/guest.sha256)"
+say "extracting $KDEB" >&2
+rm -rf "$GUEST/kpkg"
+dpkg-deb -x "$deb" "$GUEST/kpkg"
+cp "$GUEST/kpkg/boot/vmlinuz-$KVER" "$image.tmp"
+rm -rf "$GUEST/kpkg"
+mv "$image.tmp" "$image"
+echo "$image"
