@@ -108,6 +108,14 @@ def main():
             if tags == 0:
                 host += ' (no tags landed in the carveout)'
                 ok = False
+            probe = re.search(r'^# probe: page (0x[0-9a-f]+), its tags at '
+                              r'(0x[0-9a-f]+)$', console, re.M)
+            if probe:
+                at = int(probe.group(2), 16) - base
+                host += ('\nhost: carveout bytes at %s (tags of guest page '
+                         '%s, set by STG in the guest, then byte 0 written '
+                         'through /dev/mem): %s' % (probe.group(2),
+                         probe.group(1), data[at:at + 16].hex(' ')))
         qmp(f, 'quit')
     except (OSError, ValueError) as e:
         print('FAIL: %s' % e)
@@ -134,14 +142,29 @@ def main():
     verdict = re.search(r'^(PASS|FAIL)$', console, re.M)
     if not res or not verdict or verdict.group(1) != 'PASS':
         ok = False
+    print('Layout, read back in the guest (device tree, /proc/iomem):')
     for line in console.splitlines():
         if line.startswith('LAYOUT') or line.startswith('IOMEM'):
-            print('guest: ' + line)
-    for status, name in checks:
-        if not a.quiet or status != 'ok':
-            print('%s %s' % (status, name))
+            print('  ' + line.split(' ', 1)[1])
+    groups = (('Reuse probe (/dev/mem on the carveout):',
+               lambda n: n.startswith('probe-')),
+              ('Kernel leaves the carveout alone:',
+               lambda n: n.startswith('carveout-')),
+              ('MTE suite:', lambda n: not n.startswith(('probe-',
+                                                          'carveout-'))))
+    for title, member in groups:
+        group = [c for c in checks if member(c[1])]
+        if not group:
+            continue
+        bad = [c for c in group if c[0] != 'ok']
+        print('%s %d/%d passed' % (title, len(group) - len(bad), len(group)))
+        for status, name in group:
+            if not a.quiet and status == 'ok' or status != 'ok':
+                print('  %s %s' % (status, name))
     if host:
-        print(host)
+        print('Host check of the carveout (pmemsave after power-off):')
+        for line in host.splitlines():
+            print('  ' + line.replace('host: ', '', 1))
     print('guest checks: %d passed, %d failed; boot to result %.1f s'
           % (sum(1 for c in checks if c[0] == 'ok'),
              sum(1 for c in checks if c[0] != 'ok'), elapsed))

@@ -12,8 +12,34 @@ KDEB=${KPKG}_6.1.192-2_arm64.deb
 GUEST=$BUILD_ROOT/guest
 image=$GUEST/vmlinuz-$KVER
 
-[ -f "$image" ] && { echo "$image"; exit 0; }
 mkdir -p "$GUEST"
+
+# --busybox: Debian's arm64 busybox-static for the interactive guest
+# (best effort; apt verifies the package against the signed archive)
+if [ "${1:-}" = --busybox ]; then
+    [ -f "$GUEST/busybox" ] && exit 0
+    say "downloading busybox-static (arm64) through a private apt configuration" >&2
+    APT=$DL/apt-arm64
+    mkdir -p "$APT/lists/partial" "$APT/sources.list.d"
+    echo "deb [arch=arm64] http://deb.debian.org/debian bookworm main" > "$APT/sources.list"
+    opts="-o Dir::Etc::SourceList=$APT/sources.list
+     -o Dir::Etc::SourceParts=$APT/sources.list.d -o Dir::State::Lists=$APT/lists
+     -o APT::Architectures=arm64 -o APT::Architecture=arm64
+     -o Debug::NoLocking=1 -o APT::Sandbox::User=root"
+    # shellcheck disable=SC2086
+    if apt-get $opts update -q >&2 &&
+       (cd "$GUEST" && apt-get $opts download busybox-static:arm64 >&2); then
+        rm -rf "$GUEST/bb"
+        dpkg-deb -x "$GUEST"/busybox-static_*_arm64.deb "$GUEST/bb"
+        cp "$GUEST/bb/bin/busybox" "$GUEST/busybox"
+        rm -rf "$GUEST/bb" "$GUEST"/busybox-static_*_arm64.deb
+    else
+        say "busybox-static unavailable; the guest shell falls back to our init" >&2
+    fi
+    exit 0
+fi
+
+[ -f "$image" ] && { echo "$image"; exit 0; }
 
 deb=
 if [ -f "$VENDOR/$KDEB" ]; then
