@@ -49,3 +49,9 @@ need_tools() {
 # configure flags, shared by our build and the pristine build used in bench/
 CONFIGURE_FLAGS="--target-list=aarch64-softmmu --disable-docs
  --python=/usr/bin/python3 --enable-fdt=system --enable-slirp"
+# QEMU's configure names the compiler itself, so meson does not add ccache:
+# use ccache's compiler links when they are installed.
+if [ -x /usr/lib/ccache/gcc ] && [ -z "${MTS_NO_CCACHE:-}" ]; then
+    CONFIGURE_FLAGS="$CONFIGURE_FLAGS --cc=/usr/lib/ccache/gcc
+ --cxx=/usr/lib/ccache/g++"
+fi
