@@ -13,3 +13,9 @@ bool mte_tag_storage_untagged_access(MemoryRegion *mr, hwaddr paddr)
 {
     return false;
 }
+
+bool mte_tag_storage_guest_paddr(MemoryRegion *mr, hwaddr offset,
+                                 hwaddr *paddr)
+{
+    return false;
+}

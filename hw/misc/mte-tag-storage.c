@@ -123,6 +123,20 @@ bool mte_tag_storage_untagged_access(MemoryRegion *mr, hwaddr paddr)
     return true;
 }
 
+bool mte_tag_storage_guest_paddr(MemoryRegion *mr, hwaddr offset,
+                                 hwaddr *paddr)
+{
+    MTETagStorageState *s;
+
+    s = (MTETagStorageState *)object_dynamic_cast(mr->owner,
+                                                  TYPE_MTE_TAG_STORAGE);
+    if (!s || mr != &s->carveout) {
+        return false;
+    }
+    *paddr = s->carveout_base + offset;
+    return true;
+}
+
 void mte_tag_storage_map_tags(MTETagStorageState *s, MemoryRegion *tag_sysmem)
 {
     memory_region_add_subregion(tag_sysmem,

@@ -109,4 +109,15 @@ void mte_tag_storage_fdt_populate(MTETagStorageState *s, void *fdt);
  */
 bool mte_tag_storage_untagged_access(MemoryRegion *mr, hwaddr paddr);
 
+/**
+ * mte_tag_storage_guest_paddr: where a tag byte is, for debuggers
+ * @mr: region found in the tag address space for a tag
+ * @offset: offset of the tag byte in @mr
+ * @paddr: set to the guest physical address of the tag byte
+ *
+ * Returns true if @mr is a carveout, i.e. the tag byte is guest-visible.
+ */
+bool mte_tag_storage_guest_paddr(MemoryRegion *mr, hwaddr offset,
+                                 hwaddr *paddr);
+
 #endif

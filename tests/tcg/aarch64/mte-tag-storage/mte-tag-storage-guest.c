@@ -31,6 +31,7 @@
 #define MAILBOX_MAGIC   0x4d54532d54455300ull /* "MTS-TES", flags */
 #define FLAG_TAG_STORAGE 1
 #define FLAG_HOST       2   /* a qtest serves host_stage() */
+#define FLAG_GDB        4   /* only run the scenario for the gdb test */
 
 #define GRANULE         16
 #define PAGE            4096
@@ -600,20 +601,8 @@ static void test_host_alias(void)
           FAULTS(load64(with_tag(b + 0x1000 + 3 * GRANULE, 4))));
 }
 
-int main(void)
+static void run_tests(void)
 {
-    *UART_CR = 0x301;           /* UARTEN | TXE | RXE */
-    if ((MAILBOX[0] & ~3ull) != MAILBOX_MAGIC) {
-        puts_uart("not ok mailbox\nRESULT pass=0 fail=1\nEND\n");
-        return 1;
-    }
-    tag_storage = MAILBOX[0] & FLAG_TAG_STORAGE;
-    ram_base = MAILBOX[1];
-    ram_size = MAILBOX[2];
-    carveout = MAILBOX[3];
-    puts_uart(tag_storage ? "# tag-storage=on\n" : "# tag-storage=off\n");
-
-    mmu_enable();
     test_stg_ldg();
     test_multi_granule();
     test_store_forms();
@@ -626,7 +615,60 @@ int main(void)
             test_host_alias();
         }
     }
+}
 
+/*
+ * For the gdb test: tag gdb_buf's first granule 0x3, then load from it
+ * with logical tag 0x5 at the instruction labelled tag_fault_insn.  gdb
+ * stops there (mte-tag-fault-stop), may change the allocation tag, and
+ * the program reports whether the fault reached its handler.
+ */
+uint64_t gdb_buf;
+
+static void gdb_scenario(void)
+{
+    uint64_t v;
+
+    gdb_buf = buf_base(6);
+    stg(with_tag(gdb_buf, 3));
+    store64(with_tag(gdb_buf, 3), 0x1234);
+    puts_uart("GDB scenario ready\n");
+    expect_fault = 1;
+    asm volatile(".globl tag_fault_insn\n"
+                 "tag_fault_insn: ldr %0, [%1]"
+                 : "=r"(v) : "r"(with_tag(gdb_buf, 5)) : "memory");
+    if (expect_fault) {
+        expect_fault = 0;
+        puts_uart("GDB no fault, loaded ");
+        put_hex(v);
+        puts_uart("\n");
+    } else {
+        puts_uart("GDB fault delivered, far ");
+        put_hex(fault_far);
+        puts_uart("\n");
+    }
+    check("gdb-scenario", 1);
+}
+
+int main(void)
+{
+    *UART_CR = 0x301;           /* UARTEN | TXE | RXE */
+    if ((MAILBOX[0] & ~7ull) != MAILBOX_MAGIC) {
+        puts_uart("not ok mailbox\nRESULT pass=0 fail=1\nEND\n");
+        return 1;
+    }
+    tag_storage = MAILBOX[0] & FLAG_TAG_STORAGE;
+    ram_base = MAILBOX[1];
+    ram_size = MAILBOX[2];
+    carveout = MAILBOX[3];
+    puts_uart(tag_storage ? "# tag-storage=on\n" : "# tag-storage=off\n");
+
+    mmu_enable();
+    if (MAILBOX[0] & FLAG_GDB) {
+        gdb_scenario();
+    } else {
+        run_tests();
+    }
     puts_uart("RESULT pass=");
     put_dec(passes);
     puts_uart(" fail=");
