@@ -25,7 +25,9 @@ rm -f "$idx"
 GIT_INDEX_FILE=$idx git -C "$SRC" read-tree HEAD
 overlay_files | while read -r f; do
     h=$(git -C "$SRC" hash-object -w "$TOP/$f")
-    GIT_INDEX_FILE=$idx git -C "$SRC" update-index --add --cacheinfo "100644,$h,$f"
+    mode=100644
+    [ -x "$TOP/$f" ] && mode=100755
+    GIT_INDEX_FILE=$idx git -C "$SRC" update-index --add --cacheinfo "$mode,$h,$f"
 done
 want=$(GIT_INDEX_FILE=$idx git -C "$SRC" write-tree)
 rm -f "$idx"
