@@ -44,5 +44,10 @@ reset-tree:
 	git -C build/src reset -q --hard v10.2.2
 	scripts/prepare-tree.sh
 
+# Compare with stock QEMU 10.2.2 (builds it once in build/stock)
+bench: deps
+	NINJA_TARGETS=tests/qtest/mte-tag-storage/mte-tag-storage-guest.elf scripts/build.sh
+	bench/run.py
+
 clean:
 	rm -rf build

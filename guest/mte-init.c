@@ -366,6 +366,31 @@ static int heap_child(void)
     return 0;
 }
 
+/* malloc-heavy workload with heap tagging, for bench/ */
+static int heap_bench(void)
+{
+    enum { SLOTS = 4096, ROUNDS = 400000 };
+    static char *slot[SLOTS];
+    unsigned seed = 12345;
+    unsigned long sum = 0;
+
+    for (int i = 0; i < ROUNDS; i++) {
+        unsigned r, n;
+
+        seed = seed * 1103515245 + 12345;
+        r = seed >> 8;
+        n = r % SLOTS;
+        free(slot[n]);
+        slot[n] = malloc(16 + (r >> 12) % 2048);
+        memset(slot[n], i, 16);
+        sum += (unsigned char)slot[n][7] + ((uintptr_t)slot[n] >> 56);
+    }
+    printf("heap-bench: %d rounds, tagged pointers: %s, sum %lu\n", ROUNDS,
+           (uintptr_t)slot[0] >> 56 || (uintptr_t)slot[1] >> 56 ? "yes" : "no",
+           sum);
+    return 0;
+}
+
 /* ---- device tree and the reuse probe ---- */
 
 static int read_file(const char *path, void *buf, size_t len)
@@ -556,12 +581,31 @@ int main(int argc, char **argv)
     if (argc > 1 && !strcmp(argv[1], "--heap-child")) {
         return heap_child();
     }
+    if (argc > 1 && !strcmp(argv[1], "--heap-bench")) {
+        return heap_bench();
+    }
     setvbuf(stdout, NULL, _IOLBF, 0);
     mount("proc", "/proc", "proc", 0, NULL);
     mount("sysfs", "/sys", "sysfs", 0, NULL);
     mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
     read_file("/proc/cmdline", cmdline, sizeof(cmdline) - 1);
     sigaction(SIGSEGV, &sa, NULL);
+
+    if (strstr(cmdline, "mts.bench=heap")) {
+        /* bench/: a tagged-heap workload instead of the checks */
+        pid_t pid = fork();
+
+        if (pid == 0) {
+            char *args[] = { argv[0], (char *)"--heap-bench", NULL };
+            char *envp[] = { (char *)"GLIBC_TUNABLES=glibc.mem.tagging=1",
+                             NULL };
+
+            execve(argv[0], args, envp);
+            _exit(3);
+        }
+        waitpid(pid, NULL, 0);
+        reboot(RB_POWER_OFF);
+    }
 
     printf("MTS guest: mte-tag-storage Linux checks\n");
     show_layout(&ts, &have_ts);

@@ -20,6 +20,8 @@ QEMU_BIN=$OBJ/qemu-system-aarch64
 # ccache: share hits between clones by hashing paths relative to the build
 export CCACHE_BASEDIR="$BUILD_ROOT"
 export CCACHE_NOHASHDIR=1
+# depend mode: a miss costs one compiler run, not a preprocessor run too
+export CCACHE_DEPEND=1
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -49,4 +49,13 @@ for t in "$TOP"/guest/tests/*.sh; do
     fi
 done
 
+say "benchmark smoke run (bench/run.py --smoke)"
+if /usr/bin/python3 "$TOP/bench/run.py" --smoke > "$results/bench.log" 2>&1; then
+    sed -n '/^case/,/^peak/p' "$results/bench.log"
+    echo "ok bench-smoke" >> "$results/extra.tap"
+else
+    tail -n 20 "$results/bench.log"
+    echo "not ok bench-smoke" >> "$results/extra.tap"
+fi
+
 exec /usr/bin/python3 "$TOP/scripts/summarize.py" "$results"

@@ -32,6 +32,7 @@
 #define FLAG_TAG_STORAGE 1
 #define FLAG_HOST       2   /* a qtest serves host_stage() */
 #define FLAG_GDB        4   /* only run the scenario for the gdb test */
+#define FLAG_BENCH      8   /* run benchmark MAILBOX[4], MAILBOX[5] passes */
 
 #define GRANULE         16
 #define PAGE            4096
@@ -650,10 +651,77 @@ static void gdb_scenario(void)
     check("gdb-scenario", 1);
 }
 
+/*
+ * Tag-heavy microbenchmarks for bench/: one loop over a 32 MiB buffer,
+ * @passes times, then power off through PSCI so that the host can time
+ * the whole run.
+ */
+#define BENCH_LEN   (32ull << 20)
+
+static void bench(uint64_t which, uint64_t passes)
+{
+    uint64_t b = ram_base + (64ull << 20), sum = 0;
+
+    for (uint64_t n = 0; n < passes; n++) {
+        for (uint64_t p = b; p < b + BENCH_LEN; p += 256) {
+            switch (which) {
+            case 0:     /* STG, one granule at a time */
+                for (int i = 0; i < 256; i += 16) {
+                    stg(with_tag(p + i, n));
+                }
+                break;
+            case 1:     /* ST2G */
+                for (int i = 0; i < 256; i += 32) {
+                    st2g(with_tag(p + i, n));
+                }
+                break;
+            case 2:     /* STGM, a GMID block (256 bytes on -cpu max) */
+                stgm(p, n * 0x1111111111111111ull);
+                break;
+            case 3:     /* DC GZVA, 64-byte blocks */
+                for (int i = 0; i < 256; i += 64) {
+                    dc_gzva(with_tag(p + i, n));
+                }
+                break;
+            case 4:     /* SETG* */
+                setg(with_tag(p, n), 256, 0);
+                break;
+            case 5:     /* tag-checked loads */
+                for (int i = 0; i < 256; i += 16) {
+                    sum += load64(p + i);
+                }
+                break;
+            case 6:     /* tag-checked stores */
+                for (int i = 0; i < 256; i += 16) {
+                    store64(p + i, n);
+                }
+                break;
+            case 7:     /* LDG scan */
+                for (int i = 0; i < 256; i += 16) {
+                    sum += ldg(p + i);
+                }
+                break;
+            case 8:     /* mixed: tag, store, load, read the tag back */
+                for (int i = 0; i < 256; i += 16) {
+                    uint64_t q = with_tag(p + i, n + i / 16);
+
+                    stg(q);
+                    store64(q, i);
+                    sum += load64(q) + ldg(q);
+                }
+                break;
+            }
+        }
+    }
+    check("bench", sum != 1);  /* keep the loads */
+    puts_uart("RESULT pass=1 fail=0\nEND\n");
+    asm volatile("mov x0, %0; hvc #0" :: "r"(0x84000008ull) : "x0");
+}
+
 int main(void)
 {
     *UART_CR = 0x301;           /* UARTEN | TXE | RXE */
-    if ((MAILBOX[0] & ~7ull) != MAILBOX_MAGIC) {
+    if ((MAILBOX[0] & ~15ull) != MAILBOX_MAGIC) {
         puts_uart("not ok mailbox\nRESULT pass=0 fail=1\nEND\n");
         return 1;
     }
@@ -664,7 +732,9 @@ int main(void)
     puts_uart(tag_storage ? "# tag-storage=on\n" : "# tag-storage=off\n");
 
     mmu_enable();
-    if (MAILBOX[0] & FLAG_GDB) {
+    if (MAILBOX[0] & FLAG_BENCH) {
+        bench(MAILBOX[4], MAILBOX[5]);
+    } else if (MAILBOX[0] & FLAG_GDB) {
         gdb_scenario();
     } else {
         run_tests();

@@ -1,0 +1,164 @@
+#!/usr/bin/python3
+"""Compare our QEMU with stock QEMU 10.2.2 on MTE workloads, in one run.
+
+Configurations: stock (-M virt,mte=on), ours with tag-storage=off, ours
+with tag-storage=on.  Cases: bare-metal tag-heavy loops, Linux boot to
+init plus the MTE suite, and a tagged-heap workload in Linux.  Runs are
+interleaved (every configuration of a case back to back, repetition after
+repetition); each run is timed from process start to exit and its peak
+RSS read with wait4().  Prints medians, minimums and ratios to stock,
+writes results.json and results.csv (and a plot when matplotlib is
+installed) to build/bench/."""
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(TOP, 'build')
+MAILBOX = 0x40400000
+MAGIC = 0x4d54532d54455300
+FLAG_TAG_STORAGE, FLAG_BENCH = 1, 8
+MICRO = ['stg', 'st2g', 'stgm', 'dc-gzva', 'setg', 'checked-load',
+         'checked-store', 'ldg-scan', 'mixed']
+
+
+def sh(*args):
+    return subprocess.run(args, check=True, capture_output=True,
+                          text=True).stdout.strip().splitlines()[-1]
+
+
+def run(cmd, timeout):
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    try:
+        _, status, ru = os.wait4(p.pid, 0)
+    except KeyboardInterrupt:
+        p.kill()
+        raise
+    dt = time.monotonic() - t0
+    err = p.stderr.read().decode()
+    if status != 0:
+        raise RuntimeError('%s failed (%d): %s' % (cmd[0], status, err))
+    if dt > timeout:
+        raise RuntimeError('run took %.1f s' % dt)
+    return dt, ru.ru_maxrss / 1024.0
+
+
+def micro_cmd(qemu, ts, elf, case, passes):
+    cmd = [qemu, '-M', 'virt,mte=on' + ts, '-cpu', 'max', '-m', '512M',
+           '-nic', 'none', '-display', 'none', '-serial', 'none',
+           '-kernel', elf]
+    words = [MAGIC | FLAG_BENCH | (FLAG_TAG_STORAGE if ts else 0),
+             0x40000000, 512 << 20, 0x40000000 + (512 << 20), case, passes]
+    for i, w in enumerate(words):
+        cmd += ['-device', 'loader,addr=%#x,data=%#x,data-len=8'
+                % (MAILBOX + 8 * i, w)]
+    return cmd
+
+
+def linux_cmd(qemu, ts, kernel, initrd, extra):
+    return [qemu, '-M', 'virt,mte=on' + ts, '-cpu', 'max,pauth-impdef=on',
+            '-m', '2G', '-nic', 'none', '-display', 'none', '-serial', 'none',
+            '-no-reboot', '-kernel', kernel, '-initrd', initrd,
+            '-append', 'console=ttyAMA0 panic=-1 quiet ' + extra]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--reps', type=int, default=5)
+    ap.add_argument('--passes', type=int, default=8,
+                    help='passes over 32 MiB per micro case')
+    ap.add_argument('--smoke', action='store_true',
+                    help='one short repetition, to prove it works')
+    a = ap.parse_args()
+    if a.smoke:
+        a.reps, a.passes = 1, 1
+
+    ours = os.path.join(BUILD, 'obj', 'qemu-system-aarch64')
+    stock = sh(os.path.join(TOP, 'bench', 'build-stock.sh'))
+    elf = os.path.join(BUILD, 'obj', 'tests', 'qtest', 'mte-tag-storage',
+                       'mte-tag-storage-guest.elf')
+    kernel = sh(os.path.join(TOP, 'scripts', 'fetch-guest.sh'))
+    initrd = sh(os.path.join(TOP, 'guest', 'build-initramfs.sh'))
+    configs = [('stock', stock, ''), ('off', ours, ',tag-storage=off'),
+               ('on', ours, ',tag-storage=on')]
+    cases = [(name, lambda q, ts, i=i: micro_cmd(q, ts, elf, i, a.passes))
+             for i, name in enumerate(MICRO)]
+    cases += [('linux-boot+suite',
+               lambda q, ts: linux_cmd(q, ts, kernel, initrd, '')),
+              ('linux-tagged-heap',
+               lambda q, ts: linux_cmd(q, ts, kernel, initrd,
+                                       'mts.bench=heap'))]
+
+    res = {c: {k[0]: [] for k in configs} for c, _ in cases}
+    rss = {k[0]: 0.0 for k in configs}
+    for rep in range(a.reps):
+        print('repetition %d/%d' % (rep + 1, a.reps), flush=True)
+        for case, mk in cases:
+            order = configs if rep % 2 == 0 else configs[::-1]
+            for name, qemu, ts in order:
+                dt, mb = run(mk(qemu, ts), 600)
+                res[case][name].append(dt)
+                rss[name] = max(rss[name], mb)
+
+    out = os.path.join(BUILD, 'bench')
+    os.makedirs(out, exist_ok=True)
+    rows = []
+    print('\n%-18s %9s %9s %9s %8s %8s' % ('case (median s)', 'stock', 'off',
+                                          'on', 'off/stk', 'on/stk'))
+    for case, _ in cases:
+        med = {k: statistics.median(v) for k, v in res[case].items()}
+        mn = {k: min(v) for k, v in res[case].items()}
+        print('%-18s %9.3f %9.3f %9.3f %7.2fx %7.2fx' % (
+            case, med['stock'], med['off'], med['on'],
+            med['off'] / med['stock'], med['on'] / med['stock']))
+        for k in med:
+            rows.append({'case': case, 'config': k, 'median_s': med[k],
+                         'min_s': mn[k], 'runs': res[case][k],
+                         'ratio_to_stock': med[k] / med['stock']})
+    print('\npeak RSS (MiB): ' + ', '.join('%s %.0f' % (k, v)
+                                           for k, v in rss.items()))
+    print('(-m 2G for Linux: 1/32 of guest RAM is %d MiB)' % (2048 // 32))
+    with open(os.path.join(out, 'results.json'), 'w') as f:
+        json.dump({'reps': a.reps, 'passes': a.passes, 'rows': rows,
+                   'peak_rss_mib': rss}, f, indent=1)
+    with open(os.path.join(out, 'results.csv'), 'w', newline='') as f:
+        w = csv.writer(f)
+        w.writerow(['case', 'config', 'median_s', 'min_s', 'ratio_to_stock'])
+        for r in rows:
+            w.writerow([r['case'], r['config'], '%.4f' % r['median_s'],
+                        '%.4f' % r['min_s'], '%.3f' % r['ratio_to_stock']])
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+        names = [c for c, _ in cases]
+        fig, ax = plt.subplots(figsize=(10, 4))
+        for j, k in enumerate(('off', 'on')):
+            ax.bar([i + 0.4 * j for i in range(len(names))],
+                   [next(r['ratio_to_stock'] for r in rows
+                         if r['case'] == c and r['config'] == k)
+                    for c in names], 0.4, label='tag-storage=' + k)
+        ax.axhline(1.0, color='k', lw=0.8)
+        ax.set_xticks([i + 0.2 for i in range(len(names))], names,
+                      rotation=30, ha='right')
+        ax.set_ylabel('time / stock')
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, 'results.png'))
+        print('plot: build/bench/results.png')
+    except ImportError:
+        print('no plot: python3-matplotlib is not installed')
+    print('results: build/bench/results.json, build/bench/results.csv')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
