@@ -227,6 +227,9 @@ memory-tag set-allocation-tag $buf 1 05
 memory-tag print-allocation-tag $buf
 memory-tag check $bad
 x/1xb {tagbyte:#x}
+continue
+printf "stopped at async_fault_insn: %d\\n", $pc == (long)&async_fault_insn
+monitor info mte-tag-fault
 monitor mte-tag-fault-stop off
 detach
 '''
@@ -282,6 +285,12 @@ def gdb_session(tmp):
         tap(re.search(pattern, text) is not None, 'gdb: ' + name)
     tap('GDB no fault, loaded 0x0000000000001234' in console,
         'guest continues with the tag set from gdb', console)
+    tap(re.search(r'stopped at async_fault_insn: 1', text) is not None,
+        'gdb: stops where an asynchronous fault is recorded')
+    tap(re.search(r'tag check fault at 0x0700000050060010', text)
+        is not None, 'monitor shows the asynchronous fault')
+    tap('GDB async tfsr 0x0000000000000001' in console,
+        'the asynchronous fault reaches TFSR_EL1 after the stop', console)
 
 
 def main():

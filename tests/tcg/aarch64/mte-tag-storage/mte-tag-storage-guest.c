@@ -648,6 +648,20 @@ static void gdb_scenario(void)
         put_hex(fault_far);
         puts_uart("\n");
     }
+
+    /* Asynchronous mode: the mismatch only sets TFSR_EL1.TF0 */
+    uint64_t sctlr, tfsr;
+
+    asm volatile("mrs %0, sctlr_el1" : "=r"(sctlr));
+    sctlr = (sctlr & ~(3ull << 40)) | (2ull << 40);
+    asm volatile("msr sctlr_el1, %0; isb" :: "r"(sctlr));
+    asm volatile(".globl async_fault_insn\n"
+                 "async_fault_insn: str %0, [%1]"
+                 :: "r"(v), "r"(with_tag(gdb_buf + 16, 7)) : "memory");
+    asm volatile("dsb sy; isb; mrs %0, tfsr_el1" : "=r"(tfsr));
+    puts_uart("GDB async tfsr ");
+    put_hex(tfsr);
+    puts_uart("\n");
     check("gdb-scenario", 1);
 }
 
