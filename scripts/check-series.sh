@@ -11,6 +11,7 @@ mkdir -p "$tmp"
 tarball=$("$TOP/scripts/fetch-qemu.sh" 2>/dev/null)
 tar -C "$tmp" --strip-components=1 -xf "$tarball"
 git -C "$tmp" init -q
+git -C "$tmp" config gc.auto 0
 git -C "$tmp" add -A -f .
 git -C "$tmp" commit -q -m "pristine QEMU $QEMU_VERSION"
 for p in "$out"/0*.patch; do

@@ -32,6 +32,20 @@ export GIT_AUTHOR_EMAIL="${GIT_AUTHOR_EMAIL:-mte-tag-storage@localhost}"
 export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME"
 export GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
 
+# Set PRIVATE_APT to apt-get options for a private configuration in $1
+# whose sources.list has the remaining arguments, one line each; the
+# system's sources are never edited.
+private_apt() {
+    pa_dir=$1
+    shift
+    mkdir -p "$pa_dir/lists/partial" "$pa_dir/sources.list.d"
+    printf '%s\n' "$@" > "$pa_dir/sources.list"
+    PRIVATE_APT="-o Dir::Etc::SourceList=$pa_dir/sources.list
+ -o Dir::Etc::SourceParts=$pa_dir/sources.list.d
+ -o Dir::State::Lists=$pa_dir/lists
+ -o Debug::NoLocking=1 -o APT::Sandbox::User=root"
+}
+
 # List overlay files (paths relative to $TOP), one per line
 overlay_files() {
     (cd "$TOP" && for d in $OVERLAY_DIRS; do

@@ -17,6 +17,7 @@ out=$BUILD_ROOT/export
 rm -rf "$work" "$out"
 say "exporting to $out"
 git clone -q --no-checkout "$SRC" "$work"
+git -C "$work" config gc.auto 0
 git -C "$work" checkout -q -b export "v$QEMU_VERSION"
 for p in "$TOP"/patches/*.patch; do
     git -C "$work" am -q --keep-cr --committer-date-is-author-date "$p"

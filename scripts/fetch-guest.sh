@@ -14,21 +14,23 @@ image=$GUEST/vmlinuz-$KVER
 
 mkdir -p "$GUEST"
 
+# apt-get options for Debian's arm64 archive, in a private configuration
+arm64_apt() {
+    private_apt "$DL/apt-arm64" \
+        "deb [arch=arm64] http://deb.debian.org/debian bookworm main" \
+        "deb [arch=arm64] http://deb.debian.org/debian-security bookworm-security main"
+    PRIVATE_APT="$PRIVATE_APT -o APT::Architectures=arm64 -o APT::Architecture=arm64"
+}
+
 # --busybox: Debian's arm64 busybox-static for the interactive guest
 # (best effort; apt verifies the package against the signed archive)
 if [ "${1:-}" = --busybox ]; then
     [ -f "$GUEST/busybox" ] && exit 0
     say "downloading busybox-static (arm64) through a private apt configuration" >&2
-    APT=$DL/apt-arm64
-    mkdir -p "$APT/lists/partial" "$APT/sources.list.d"
-    echo "deb [arch=arm64] http://deb.debian.org/debian bookworm main" > "$APT/sources.list"
-    opts="-o Dir::Etc::SourceList=$APT/sources.list
-     -o Dir::Etc::SourceParts=$APT/sources.list.d -o Dir::State::Lists=$APT/lists
-     -o APT::Architectures=arm64 -o APT::Architecture=arm64
-     -o Debug::NoLocking=1 -o APT::Sandbox::User=root"
+    arm64_apt
     # shellcheck disable=SC2086
-    if apt-get $opts update -q >&2 &&
-       (cd "$GUEST" && apt-get $opts download busybox-static:arm64 >&2); then
+    if apt-get $PRIVATE_APT update -q >&2 &&
+       (cd "$GUEST" && apt-get $PRIVATE_APT download busybox-static:arm64 >&2); then
         rm -rf "$GUEST/bb"
         dpkg-deb -x "$GUEST"/busybox-static_*_arm64.deb "$GUEST/bb"
         cp "$GUEST/bb/bin/busybox" "$GUEST/busybox"
@@ -48,18 +50,11 @@ if [ -f "$VENDOR/$KDEB" ]; then
     deb=$VENDOR/$KDEB
 else
     say "downloading $KDEB (arm64) through a private apt configuration" >&2
-    APT=$DL/apt-arm64
-    mkdir -p "$APT/lists/partial" "$APT/sources.list.d" "$APT/archives/partial"
-    echo "deb [arch=arm64] http://deb.debian.org/debian bookworm main" > "$APT/sources.list"
-    echo "deb [arch=arm64] http://deb.debian.org/debian-security bookworm-security main" >> "$APT/sources.list"
-    opts="-o Dir::Etc::SourceList=$APT/sources.list
-     -o Dir::Etc::SourceParts=$APT/sources.list.d -o Dir::State::Lists=$APT/lists
-     -o APT::Architectures=arm64 -o APT::Architecture=arm64
-     -o Debug::NoLocking=1 -o APT::Sandbox::User=root"
+    arm64_apt
     # shellcheck disable=SC2086
-    apt-get $opts update -q >&2
+    apt-get $PRIVATE_APT update -q >&2
     # shellcheck disable=SC2086
-    (cd "$GUEST" && apt-get $opts download "$KPKG" >&2)
+    (cd "$GUEST" && apt-get $PRIVATE_APT download "$KPKG" >&2)
     deb=$(ls "$GUEST"/${KPKG}_*_arm64.deb | head -n1)
 fi
 grep -q "^$(sha256sum "$deb" | cut -d' ' -f1)  $KDEB" "$TOP/scripts/guest.sha256" ||

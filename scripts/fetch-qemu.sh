@@ -45,19 +45,13 @@ done
 
 # Debian source package, through a private apt configuration with deb-src
 say "fetching Debian source package qemu=$DEBIAN_VERSION" >&2
-APT=$DL/apt
-mkdir -p "$APT/lists/partial" "$APT/sources.list.d"
-cat > "$APT/sources.list" <<EOS
-deb-src http://deb.debian.org/debian unstable main
-deb-src http://deb.debian.org/debian testing main
-deb-src http://deb.debian.org/debian stable-backports main
-EOS
-aptopts="-o Dir::Etc::SourceList=$APT/sources.list
- -o Dir::Etc::SourceParts=$APT/sources.list.d -o Dir::State::Lists=$APT/lists
- -o Debug::NoLocking=1 -o APT::Sandbox::User=root"
+private_apt "$DL/apt" \
+    "deb-src http://deb.debian.org/debian unstable main" \
+    "deb-src http://deb.debian.org/debian testing main" \
+    "deb-src http://deb.debian.org/debian stable-backports main"
 # shellcheck disable=SC2086
-if apt-get $aptopts update -q >&2 &&
-   (cd "$DL" && apt-get $aptopts source --download-only "qemu=$DEBIAN_VERSION" >&2); then
+if apt-get $PRIVATE_APT update -q >&2 &&
+   (cd "$DL" && apt-get $PRIVATE_APT source --download-only "qemu=$DEBIAN_VERSION" >&2); then
     f=$DL/qemu_${QEMU_VERSION}+ds.orig.tar.xz
     [ -f "$f" ] && verify "$f" && { echo "$f"; exit 0; }
 fi

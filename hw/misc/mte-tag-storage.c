@@ -32,6 +32,18 @@
 #define MTE_TAG_STORAGE_SIZE_ALIGN  (64 * MiB)
 #define MTE_TAG_STORAGE_MIN_BLOCK   (4 * KiB)
 
+bool mte_tag_storage_check_block_size(uint64_t block_size, Error **errp)
+{
+    if (block_size < MTE_TAG_STORAGE_MIN_BLOCK ||
+        block_size % MTE_TAG_STORAGE_MIN_BLOCK || !is_power_of_2(block_size) ||
+        block_size > UINT32_MAX) {
+        error_setg(errp, "tag-storage-block-size=%" PRIu64 " must be a power "
+                   "of two, a multiple of 4096 and below 4 GiB", block_size);
+        return false;
+    }
+    return true;
+}
+
 bool mte_tag_storage_check_geometry(uint64_t tagged_size, uint64_t block_size,
                                     Error **errp)
 {
@@ -43,13 +55,10 @@ bool mte_tag_storage_check_geometry(uint64_t tagged_size, uint64_t block_size,
                    " KiB", tagged_size / KiB);
         return false;
     }
-    if (block_size < MTE_TAG_STORAGE_MIN_BLOCK ||
-        block_size % MTE_TAG_STORAGE_MIN_BLOCK || !is_power_of_2(block_size)) {
-        error_setg(errp, "tag-storage-block-size=%" PRIu64 " must be a power "
-                   "of two and a multiple of 4096", block_size);
+    if (!mte_tag_storage_check_block_size(block_size, errp)) {
         return false;
     }
-    if (block_size > UINT32_MAX || carveout_size % block_size) {
+    if (carveout_size % block_size) {
         error_setg(errp, "tag-storage-block-size=%" PRIu64 " does not divide "
                    "the carveout size 0x%" PRIx64, block_size, carveout_size);
         return false;

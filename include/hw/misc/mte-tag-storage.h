@@ -67,6 +67,15 @@ static inline uint64_t mte_tag_storage_carveout_size(uint64_t tagged_size)
 }
 
 /**
+ * mte_tag_storage_check_block_size: validate tag-storage-block-size alone
+ * @block_size: value of the DT block-size property, in bytes
+ * @errp: error object naming the offending machine option
+ *
+ * A power of two, a multiple of 4096, below 4 GiB.
+ */
+bool mte_tag_storage_check_block_size(uint64_t block_size, Error **errp);
+
+/**
  * mte_tag_storage_check_geometry: validate a tag storage configuration
  * @tagged_size: bytes of tagged RAM
  * @block_size: value of the DT block-size property, in bytes

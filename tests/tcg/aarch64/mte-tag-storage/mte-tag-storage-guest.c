@@ -529,19 +529,19 @@ static void test_carveout_alias(void)
 /* Code in the carveout, rewritten by tag stores */
 typedef int (*fn_t)(void);
 
-static void write_code(uint64_t p, uint32_t insn0)
-{
-    poke32(p, insn0);           /* movz w0, #n */
-    poke32(p + 4, 0xd65f03c0);  /* ret */
-    asm volatile("dc cvau, %0; dsb ish; ic ivau, %0; dsb ish; isb"
-                 :: "r"(p) : "memory");
-}
-
 static void sync_code(uint64_t p)
 {
     asm volatile("dc cvau, %0; dsb ish; ic ivau, %0; dsb ish; isb"
                  :: "r"(p) : "memory");
 }
+
+static void write_code(uint64_t p, uint32_t insn0)
+{
+    poke32(p, insn0);           /* movz w0, #n */
+    poke32(p + 4, 0xd65f03c0);  /* ret */
+    sync_code(p);
+}
+
 
 static void test_tb_invalidate(void)
 {
