@@ -55,6 +55,9 @@ def main():
     ap.add_argument('--timeout', type=int, default=180)
     ap.add_argument('--log', required=True, help='console log file')
     ap.add_argument('--quiet', action='store_true')
+    ap.add_argument('--expect-violations', metavar='R1,R2,R3',
+                    help='with tag-storage-check: exact violation counts '
+                    'from query-mte-tag-storage at power-off')
     a = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix='mts-linux-')
@@ -87,6 +90,20 @@ def main():
         m = re.search(r'^LAYOUT tag-storage \S+ (0x[0-9a-f]+)\+(0x[0-9a-f]+)',
                       console, re.M)
         host = ''
+        if a.expect_violations and ok:
+            # before pmemsave, whose reads of tags would count as R2
+            info = qmp(f, 'query-mte-tag-storage')['return']
+            r = info['regions'][0]
+            v = r['violations']
+            got = '%d,%d,%d' % (v['r1'], v['r2'], v['r3'])
+            host += ('host: checker %s: %d tag reads, %d tag writes, '
+                     '%d data reads, %d data writes; violations R1,R2,R3 = '
+                     '%s (expected %s)\n'
+                     % (info['check'], r['tag-reads'], r['tag-writes'],
+                        r['data-reads'], r['data-writes'], got,
+                        a.expect_violations))
+            if got != a.expect_violations or r['tag-writes'] == 0:
+                ok = False
         if m and ok:
             base, size = int(m.group(1), 16), int(m.group(2), 16)
             qmp(f, 'pmemsave', val=base, size=size, filename=dump)
@@ -99,7 +116,7 @@ def main():
                     allowed[i] = 1
             stray = [i for i, b in enumerate(data) if b and not allowed[i]]
             tags = sum(1 for i, b in enumerate(data) if b and allowed[i])
-            host = ('host: carveout 0x%x+0x%x: %d non-zero tag bytes of '
+            host += ('host: carveout 0x%x+0x%x: %d non-zero tag bytes of '
                     'tagged pages, %d non-zero bytes elsewhere'
                     % (base, size, tags, len(stray)))
             if stray:

@@ -42,6 +42,25 @@ for cfg in tag-storage=off \
         fail=1
     fi
 done
+# The reuse checker: the unmodified kernel never breaks a rule; the
+# reuse probe (v1) breaks R1 4 times (2 LDG, a faulting and a passing
+# load after its data write) and R2 128 times (it reads 128 tag bytes).
+for run in "v3 0,0,0" "v1 4,128,0"; do
+    set -- $run
+    cfg=tag-storage=on,tag-storage-binding=$1,tag-storage-check=log
+    name=check_log_$1
+    if /usr/bin/python3 "$TOP/guest/run-linux.py" --qemu "$QEMU_BIN" \
+           --kernel "$kernel" --initrd "$initrd" --machine "$cfg" \
+           --expect-violations "$2" --log "$logs/$name.console" --quiet \
+           > "$logs/$name.report" 2>&1; then
+        echo "ok linux/$name $(grep 'checker log' "$logs/$name.report" |
+                               sed 's/^ *//')"
+    else
+        sed 's/^/#   /' "$logs/$name.report"
+        echo "not ok linux/$name (console: $logs/$name.console)"
+        fail=1
+    fi
+done
 [ "$(grep -c '^ok probe-' "$logs/tag-storage_on_tag-storage-binding_v1.console")" -ge 6 ] ||
     { echo "not ok linux/reuse-probe did not run with v1"; fail=1; }
 exit $fail

@@ -7,7 +7,11 @@
  */
 
 #include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qapi/qapi-commands-misc-arm.h"
 #include "hw/misc/mte-tag-storage.h"
+#include "monitor/hmp.h"
+#include "monitor/monitor.h"
 
 bool mte_tag_storage_untagged_access(MemoryRegion *mr, hwaddr paddr)
 {
@@ -18,4 +22,31 @@ bool mte_tag_storage_guest_paddr(MemoryRegion *mr, hwaddr offset,
                                  hwaddr *paddr)
 {
     return false;
+}
+
+bool mte_tag_storage_checking;
+
+void mte_tag_storage_tag_access(CPUState *cs, MemoryRegion *mr,
+                                hwaddr offset, unsigned len, bool write,
+                                hwaddr paddr, uintptr_t ra)
+{
+}
+
+bool mte_tag_storage_tagged_carveout(CPUState *cs, hwaddr paddr,
+                                     uintptr_t ra)
+{
+    return false;
+}
+
+MTETagStorageInfo *qmp_query_mte_tag_storage(bool has_base, uint64_t base,
+                                             bool has_size, uint64_t size,
+                                             Error **errp)
+{
+    error_setg(errp, "this QEMU has no MTE tag storage");
+    return NULL;
+}
+
+void hmp_info_mte_tag_storage(Monitor *mon, const QDict *qdict)
+{
+    monitor_printf(mon, "this QEMU has no MTE tag storage\n");
 }

@@ -14,12 +14,25 @@
 #include "qemu/osdep.h"
 #include "qemu/bitmap.h"
 #include "qemu/atomic.h"
+#include "qemu/bswap.h"
+#include "qemu/error-report.h"
 #include "qemu/log.h"
+#include "qemu/main-loop.h"
+#include "qemu/timer.h"
 #include "qemu/units.h"
 #include "qapi/error.h"
+#include "qapi/qapi-commands-misc-arm.h"
+#include "qapi/qapi-events-misc-arm.h"
+#include "qapi/type-helpers.h"
+#include "exec/cpu-common.h"
 #include "exec/target_page.h"
+#include "hw/core/cpu.h"
 #include "hw/qdev-properties.h"
 #include "hw/misc/mte-tag-storage.h"
+#include "migration/vmstate.h"
+#include "monitor/hmp.h"
+#include "monitor/monitor.h"
+#include "qobject/qdict.h"
 #include "system/device_tree.h"
 #include "trace.h"
 
@@ -106,17 +119,10 @@ static const MemoryRegionOps self_tags_ops = {
     .valid.max_access_size = 8,
 };
 
-bool mte_tag_storage_untagged_access(MemoryRegion *mr, hwaddr paddr)
+static void log_self_tagged(MTETagStorageState *s, hwaddr paddr)
 {
-    MTETagStorageState *s;
     uint64_t page, bit, old;
     unsigned long *word;
-
-    s = (MTETagStorageState *)object_dynamic_cast(mr->owner,
-                                                  TYPE_MTE_TAG_STORAGE);
-    if (!s || mr != &s->self_tags) {
-        return false;
-    }
 
     trace_mte_tag_storage_self_tagged(paddr);
     page = (paddr - s->carveout_base) >> qemu_target_page_bits();
@@ -129,7 +135,406 @@ bool mte_tag_storage_untagged_access(MemoryRegion *mr, hwaddr paddr)
                       HWADDR_PRIx ": tag storage cannot be tagged, access is "
                       "untagged (reported once per page)\n", paddr);
     }
+}
+
+bool mte_tag_storage_untagged_access(MemoryRegion *mr, hwaddr paddr)
+{
+    MTETagStorageState *s;
+
+    s = (MTETagStorageState *)object_dynamic_cast(mr->owner,
+                                                  TYPE_MTE_TAG_STORAGE);
+    if (!s || mr != &s->self_tags) {
+        return false;
+    }
+    log_self_tagged(s, paddr);
     return true;
+}
+
+/* Reuse checker: see "Reuse checker" in the header */
+
+bool mte_tag_storage_checking;
+static QTAILQ_HEAD(, MTETagStorageState) tag_storages =
+    QTAILQ_HEAD_INITIALIZER(tag_storages);
+
+static const char *const rule_text[MTE_TAG_STORAGE_RULE__MAX] = {
+    [MTE_TAG_STORAGE_RULE_R1] = "tags read from data-owned tag storage",
+    [MTE_TAG_STORAGE_RULE_R2] = "data read from tag-owned tag storage",
+    [MTE_TAG_STORAGE_RULE_R3] = "Tagged access to tag storage itself",
+};
+
+/*
+ * The PC of the instruction that made the access, without disturbing the
+ * CPU state that the rest of its translation block relies on: on AArch64
+ * translated code updates the PC relative to its last known value.
+ */
+static vaddr access_pc(CPUState *cs, uintptr_t ra)
+{
+    vaddr saved = cs->cc->get_pc(cs), pc;
+
+    if (!ra || !cpu_restore_state(cs, ra)) {
+        return saved;
+    }
+    pc = cs->cc->get_pc(cs);
+    cs->cc->set_pc(cs, saved);
+    return pc;
+}
+
+/* Rate limit log lines and events; returns true if this one may go out */
+static bool report_allowed(MTETagStorageState *s)
+{
+    int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    bool allowed;
+
+    QEMU_LOCK_GUARD(&s->report_lock);
+    if (now - s->report_window >= 1000) {
+        if (s->reports_suppressed) {
+            warn_report("mte-tag-storage: %" PRIu32 " more violation reports "
+                        "suppressed (see query-mte-tag-storage for counts)",
+                        s->reports_suppressed);
+        }
+        s->report_window = now;
+        s->reports_in_window = 0;
+        s->reports_suppressed = 0;
+    }
+    allowed = s->reports_in_window < MTE_TAG_STORAGE_REPORTS_PER_SEC;
+    if (allowed) {
+        s->reports_in_window++;
+    } else {
+        s->reports_suppressed++;
+    }
+    return allowed;
+}
+
+/*
+ * Count and report a violation.  @cs and @ra locate a CPU access (@ra is 0
+ * for debugger requests, @cs NULL for DMA); only a CPU access with @ra can
+ * stop at its instruction.  Does not return when it stops the VM.
+ */
+static void report_violation(MTETagStorageState *s, MTETagStorageRule rule,
+                             hwaddr paddr, hwaddr ts_addr, CPUState *cs,
+                             uintptr_t ra)
+{
+    bool stop = s->check == MTE_TAG_STORAGE_CHECK_STOP && cs && ra;
+    vaddr pc = cs ? access_pc(cs, ra) : 0;
+
+    if (s->stopped.valid && cs && s->stopped.cpu_index == cs->cpu_index) {
+        s->stopped.valid = false;
+        if (s->stopped.pc == pc && s->stopped.tag_storage_addr == ts_addr) {
+            /* The instruction we stopped at runs again: let it pass */
+            return;
+        }
+    }
+
+    qatomic_inc(&s->violations[rule]);
+    trace_mte_tag_storage_violation(MTETagStorageRule_str(rule), paddr,
+                                    ts_addr, pc);
+    if (stop || report_allowed(s)) {
+        g_autofree char *who = cs ?
+            g_strdup_printf("cpu %d pc 0x%" VADDR_PRIx, cs->cpu_index, pc) :
+            g_strdup("DMA");
+
+        warn_report("mte-tag-storage: %s %s: pa 0x%" HWADDR_PRIx
+                    " tag-storage 0x%" HWADDR_PRIx " %s",
+                    rule == MTE_TAG_STORAGE_RULE_R1 ? "R1" :
+                    rule == MTE_TAG_STORAGE_RULE_R2 ? "R2" : "R3",
+                    rule_text[rule], paddr, ts_addr, who);
+        if (s->check >= MTE_TAG_STORAGE_CHECK_EVENT) {
+            BQL_LOCK_GUARD();
+            qapi_event_send_mte_tag_storage_violation(rule, paddr, ts_addr,
+                                                      !!cs,
+                                                      cs ? cs->cpu_index : 0,
+                                                      !!cs, pc);
+        }
+    }
+
+    if (stop) {
+        /* Leave the CPU loop as a debug stop, at the instruction */
+        s->stopped.valid = true;
+        s->stopped.cpu_index = cs->cpu_index;
+        s->stopped.pc = pc;
+        s->stopped.tag_storage_addr = ts_addr;
+        cpu_restore_state(cs, ra);
+        cs->exception_index = EXCP_DEBUG;
+        cpu_loop_exit(cs);
+    }
+}
+
+static MTETagStorageState *checked_carveout(MemoryRegion *mr)
+{
+    MTETagStorageState *s;
+
+    QTAILQ_FOREACH(s, &tag_storages, next) {
+        if (mr == &s->carveout && s->owner) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+void mte_tag_storage_tag_access(CPUState *cs, MemoryRegion *mr,
+                                hwaddr offset, unsigned len, bool write,
+                                hwaddr paddr, uintptr_t ra)
+{
+    MTETagStorageState *s = checked_carveout(mr);
+    uint8_t *owner;
+    unsigned i;
+
+    if (!s) {
+        return;  /* hidden tag RAM, e.g. the secure tag space */
+    }
+    trace_mte_tag_storage_tag_access(paddr, s->carveout_base + offset, len,
+                                     write);
+    owner = s->owner + offset;
+    if (write) {
+        qatomic_inc(&s->tag_writes);
+        memset(owner, MTE_TAG_STORAGE_BYTE_TAG, len);
+        return;
+    }
+    qatomic_inc(&s->tag_reads);
+    for (i = 0; i < len; i++) {
+        if (owner[i] == MTE_TAG_STORAGE_BYTE_DATA) {
+            report_violation(s, MTE_TAG_STORAGE_RULE_R1,
+                             MAX(paddr, (offset + i) * MTE_TAG_STORAGE_RATIO +
+                                        s->tagged_base),
+                             s->carveout_base + offset + i, cs, ra);
+            return;
+        }
+    }
+}
+
+bool mte_tag_storage_tagged_carveout(CPUState *cs, hwaddr paddr,
+                                     uintptr_t ra)
+{
+    MTETagStorageState *s;
+
+    QTAILQ_FOREACH(s, &tag_storages, next) {
+        if (s->owner && paddr >= s->carveout_base &&
+            paddr - s->carveout_base < memory_region_size(&s->carveout)) {
+            /*
+             * Not the last instruction of its TB: its I/O access will
+             * retranslate the TB and run it again, and count it then.
+             */
+            if (ra && !cs->neg.can_do_io) {
+                return true;
+            }
+            log_self_tagged(s, paddr);
+            report_violation(s, MTE_TAG_STORAGE_RULE_R3, paddr, paddr, cs,
+                             ra);
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Data accesses to the carveout while checking: the RAM is mapped through
+ * these callbacks, which keep migration's dirty log up to date themselves.
+ * A CPU access has specified attributes and runs on that CPU's thread, with
+ * cpu->mem_io_pc locating the instruction; anything else is DMA.
+ */
+static CPUState *data_access_cpu(MemTxAttrs attrs, uintptr_t *ra)
+{
+    CPUState *cs = current_cpu;
+
+    *ra = 0;
+    if (!cs || attrs.unspecified) {
+        return NULL;
+    }
+    if (!attrs.debug) {
+        *ra = cs->mem_io_pc;
+    }
+    return cs;
+}
+
+static MemTxResult checked_read(void *opaque, hwaddr addr, uint64_t *data,
+                                unsigned size, MemTxAttrs attrs)
+{
+    MTETagStorageState *s = opaque;
+    uint8_t *owner = s->owner + addr;
+    unsigned i;
+
+    trace_mte_tag_storage_data_access(s->carveout_base + addr, size, false);
+    qatomic_inc(&s->data_reads);
+    for (i = 0; i < size; i++) {
+        if (owner[i] == MTE_TAG_STORAGE_BYTE_TAG) {
+            uintptr_t ra;
+            CPUState *cs = data_access_cpu(attrs, &ra);
+
+            report_violation(s, MTE_TAG_STORAGE_RULE_R2,
+                             s->tagged_base +
+                             (addr + i) * MTE_TAG_STORAGE_RATIO,
+                             s->carveout_base + addr + i, cs, ra);
+            break;
+        }
+    }
+    *data = ldn_le_p((uint8_t *)memory_region_get_ram_ptr(&s->carveout) +
+                     addr, size);
+    return MEMTX_OK;
+}
+
+static MemTxResult checked_write(void *opaque, hwaddr addr, uint64_t data,
+                                 unsigned size, MemTxAttrs attrs)
+{
+    MTETagStorageState *s = opaque;
+
+    trace_mte_tag_storage_data_access(s->carveout_base + addr, size, true);
+    qatomic_inc(&s->data_writes);
+    memset(s->owner + addr, MTE_TAG_STORAGE_BYTE_DATA, size);
+    stn_le_p((uint8_t *)memory_region_get_ram_ptr(&s->carveout) + addr, size,
+             data);
+    memory_region_set_dirty(&s->carveout, addr, size);
+    return MEMTX_OK;
+}
+
+static const MemoryRegionOps checked_ops = {
+    .read_with_attrs = checked_read,
+    .write_with_attrs = checked_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .valid.min_access_size = 1,
+    .valid.max_access_size = 8,
+    .valid.unaligned = true,
+    .impl.min_access_size = 1,
+    .impl.max_access_size = 8,
+    .impl.unaligned = true,
+};
+
+static MTETagStorageOwner block_owner(const uint8_t *owner, uint64_t len)
+{
+    bool data = memchr(owner, MTE_TAG_STORAGE_BYTE_DATA, len);
+    bool tag = memchr(owner, MTE_TAG_STORAGE_BYTE_TAG, len);
+
+    return data && tag ? MTE_TAG_STORAGE_OWNER_MIXED :
+           data ? MTE_TAG_STORAGE_OWNER_DATA :
+           tag ? MTE_TAG_STORAGE_OWNER_TAG : MTE_TAG_STORAGE_OWNER_NEVER_WRITTEN;
+}
+
+/* The owners of the blocks of @s in [@base, @end), as runs */
+static MTETagStorageBlocksList *query_blocks(MTETagStorageState *s,
+                                             hwaddr base, hwaddr end)
+{
+    MTETagStorageBlocksList *head = NULL, **tail = &head;
+    MTETagStorageBlocks *run = NULL;
+    hwaddr off, first, last;
+
+    first = QEMU_ALIGN_DOWN(MAX(base, s->carveout_base) - s->carveout_base,
+                            s->block_size);
+    last = MIN(end, s->carveout_base + memory_region_size(&s->carveout)) -
+           s->carveout_base;
+    for (off = first; off < last; off += s->block_size) {
+        MTETagStorageOwner o = block_owner(s->owner + off, s->block_size);
+
+        if (run && run->owner == o) {
+            run->size += s->block_size;
+            continue;
+        }
+        run = g_new0(MTETagStorageBlocks, 1);
+        run->base = s->carveout_base + off;
+        run->size = s->block_size;
+        run->owner = o;
+        QAPI_LIST_APPEND(tail, run);
+    }
+    return head;
+}
+
+MTETagStorageInfo *qmp_query_mte_tag_storage(bool has_base, uint64_t base,
+                                             bool has_size, uint64_t size,
+                                             Error **errp)
+{
+    MTETagStorageInfo *info;
+    MTETagStorageRegionList **tail;
+    MTETagStorageState *s;
+    hwaddr end = has_size ? base + size : UINT64_MAX;
+
+    if (QTAILQ_EMPTY(&tag_storages)) {
+        error_setg(errp, "this machine has no MTE tag storage");
+        error_append_hint(errp, "Use -M virt,mte=on,tag-storage=on\n");
+        return NULL;
+    }
+    if (has_size && !has_base) {
+        error_setg(errp, "'size' needs 'base'");
+        return NULL;
+    }
+    if (has_size && (size == 0 || end < base)) {
+        error_setg(errp, "'size' must be non-zero and not wrap around");
+        return NULL;
+    }
+    if (!has_base) {
+        base = 0;
+    }
+
+    s = QTAILQ_FIRST(&tag_storages);
+    info = g_new0(MTETagStorageInfo, 1);
+    info->binding = s->binding;
+    info->block_size = s->block_size;
+    info->check = s->check;
+    tail = &info->regions;
+    QTAILQ_FOREACH(s, &tag_storages, next) {
+        MTETagStorageRegion *r = g_new0(MTETagStorageRegion, 1);
+        hwaddr cbase = s->carveout_base;
+        hwaddr cend = cbase + memory_region_size(&s->carveout);
+
+        r->tagged_base = s->tagged_base;
+        r->tagged_size = s->tagged_size;
+        r->carveout_base = cbase;
+        r->carveout_size = cend - cbase;
+        r->tag_reads = qatomic_read(&s->tag_reads);
+        r->tag_writes = qatomic_read(&s->tag_writes);
+        r->data_reads = qatomic_read(&s->data_reads);
+        r->data_writes = qatomic_read(&s->data_writes);
+        r->violations = g_new0(MTETagStorageViolations, 1);
+        r->violations->r1 = qatomic_read(&s->violations[0]);
+        r->violations->r2 = qatomic_read(&s->violations[1]);
+        r->violations->r3 = qatomic_read(&s->violations[2]);
+        if (s->owner && base < cend && end > cbase) {
+            r->blocks = query_blocks(s, base, end);
+        }
+        r->has_blocks = r->blocks != NULL;
+        QAPI_LIST_APPEND(tail, r);
+    }
+    return info;
+}
+
+void hmp_info_mte_tag_storage(Monitor *mon, const QDict *qdict)
+{
+    bool has_base = qdict_haskey(qdict, "base");
+    bool has_size = qdict_haskey(qdict, "size");
+    g_autoptr(MTETagStorageInfo) info = NULL;
+    MTETagStorageRegionList *r;
+    MTETagStorageBlocksList *b;
+    Error *err = NULL;
+
+    info = qmp_query_mte_tag_storage(has_base, qdict_get_try_int(qdict,
+                                                                 "base", 0),
+                                     has_size, qdict_get_try_int(qdict,
+                                                                 "size", 0),
+                                     &err);
+    if (hmp_handle_error(mon, err)) {
+        return;
+    }
+    monitor_printf(mon, "binding v%" PRId64 ", block size 0x%" PRIx64
+                   ", check %s\n", info->binding, info->block_size,
+                   MTETagStorageCheck_str(info->check));
+    for (r = info->regions; r; r = r->next) {
+        MTETagStorageRegion *v = r->value;
+
+        monitor_printf(mon, "tagged 0x%" PRIx64 "-0x%" PRIx64 " carveout 0x%"
+                       PRIx64 "-0x%" PRIx64 "\n", v->tagged_base,
+                       v->tagged_base + v->tagged_size - 1, v->carveout_base,
+                       v->carveout_base + v->carveout_size - 1);
+        monitor_printf(mon, "  tag reads %" PRIu64 " tag writes %" PRIu64
+                       " data reads %" PRIu64 " data writes %" PRIu64 "\n",
+                       v->tag_reads, v->tag_writes, v->data_reads,
+                       v->data_writes);
+        monitor_printf(mon, "  violations R1 %" PRIu64 " R2 %" PRIu64
+                       " R3 %" PRIu64 "\n", v->violations->r1,
+                       v->violations->r2, v->violations->r3);
+        for (b = v->blocks; b; b = b->next) {
+            monitor_printf(mon, "  0x%" PRIx64 "-0x%" PRIx64 " %s\n",
+                           b->value->base,
+                           b->value->base + b->value->size - 1,
+                           MTETagStorageOwner_str(b->value->owner));
+        }
+    }
 }
 
 bool mte_tag_storage_guest_paddr(MemoryRegion *mr, hwaddr offset,
@@ -243,6 +648,10 @@ static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
         error_setg(errp, "binding must be 1, 2 or 3");
         return;
     }
+    if (s->check >= MTE_TAG_STORAGE_CHECK__MAX) {
+        error_setg(errp, "check must be below %d", MTE_TAG_STORAGE_CHECK__MAX);
+        return;
+    }
     if (s->tagged_base % MTE_TAG_STORAGE_RATIO ||
         s->carveout_base % (2 * MiB)) {
         error_setg(errp, "tagged-base must be 32-byte and carveout-base "
@@ -255,7 +664,24 @@ static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
                                 size, errp)) {
         return;
     }
-    sysbus_init_mmio(SYS_BUS_DEVICE(s), &s->carveout);
+    if (s->check == MTE_TAG_STORAGE_CHECK_OFF) {
+        sysbus_init_mmio(SYS_BUS_DEVICE(s), &s->carveout);
+    } else {
+        /* Data accesses go through checked_ops; tag accesses do not */
+        s->owner = g_malloc0(size);
+        s->owner_size = size;
+        memory_region_init_io(&s->checked, OBJECT(s), &checked_ops, s,
+                              "mte-tag-storage.checked", size);
+        /*
+         * The callbacks never start I/O, and with check=stop they leave
+         * through cpu_loop_exit(), which the re-entrancy guard would take
+         * for an access still in progress.
+         */
+        s->checked.disable_reentrancy_guard = true;
+        sysbus_init_mmio(SYS_BUS_DEVICE(s), &s->checked);
+        qatomic_set(&mte_tag_storage_checking, true);
+    }
+    QTAILQ_INSERT_TAIL(&tag_storages, s, next);
 
     memory_region_init_alias(&s->tag_alias, OBJECT(s), "mte-tag-storage.tags",
                              &s->carveout, 0, size);
@@ -274,7 +700,66 @@ static void mte_tag_storage_finalize(Object *obj)
     MTETagStorageState *s = MTE_TAG_STORAGE(obj);
 
     g_free(s->self_tag_reported);
+    if (QTAILQ_IN_USE(s, next)) {
+        QTAILQ_REMOVE(&tag_storages, s, next);
+    }
+    g_free(s->owner);
+    qemu_mutex_destroy(&s->report_lock);
 }
+
+static void mte_tag_storage_init(Object *obj)
+{
+    MTETagStorageState *s = MTE_TAG_STORAGE(obj);
+
+    qemu_mutex_init(&s->report_lock);
+}
+
+static bool check_needed(void *opaque)
+{
+    MTETagStorageState *s = opaque;
+
+    return s->owner != NULL;
+}
+
+static int check_pre_load(void *opaque)
+{
+    MTETagStorageState *s = opaque;
+
+    s->stopped.valid = false;
+    return 0;
+}
+
+/* The checker's state, so that owners and counts survive migration */
+static const VMStateDescription vmstate_mte_tag_storage_check = {
+    .name = "mte-tag-storage/check",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = check_needed,
+    .pre_load = check_pre_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT64(tag_reads, MTETagStorageState),
+        VMSTATE_UINT64(tag_writes, MTETagStorageState),
+        VMSTATE_UINT64(data_reads, MTETagStorageState),
+        VMSTATE_UINT64(data_writes, MTETagStorageState),
+        VMSTATE_UINT64_ARRAY(violations, MTETagStorageState,
+                             MTE_TAG_STORAGE_RULE__MAX),
+        VMSTATE_VBUFFER_UINT32(owner, MTETagStorageState, 0, NULL, owner_size),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_mte_tag_storage = {
+    .name = "mte-tag-storage",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_END_OF_LIST()
+    },
+    .subsections = (const VMStateDescription * const []) {
+        &vmstate_mte_tag_storage_check,
+        NULL
+    },
+};
 
 static const Property mte_tag_storage_properties[] = {
     DEFINE_PROP_UINT64("tagged-base", MTETagStorageState, tagged_base, 0),
@@ -283,6 +768,8 @@ static const Property mte_tag_storage_properties[] = {
     DEFINE_PROP_UINT32("block-size", MTETagStorageState, block_size, 4096),
     DEFINE_PROP_UINT8("binding", MTETagStorageState, binding,
                       MTE_TAG_STORAGE_BINDING_V3),
+    DEFINE_PROP_UINT8("check", MTETagStorageState, check,
+                      MTE_TAG_STORAGE_CHECK_OFF),
 };
 
 static void mte_tag_storage_class_init(ObjectClass *klass, const void *data)
@@ -293,6 +780,7 @@ static void mte_tag_storage_class_init(ObjectClass *klass, const void *data)
     dc->realize = mte_tag_storage_realize;
     /* Created by boards that know where tag storage goes */
     dc->user_creatable = false;
+    dc->vmsd = &vmstate_mte_tag_storage;
     device_class_set_props(dc, mte_tag_storage_properties);
 }
 
@@ -301,6 +789,7 @@ static const TypeInfo mte_tag_storage_types[] = {
         .name = TYPE_MTE_TAG_STORAGE,
         .parent = TYPE_SYS_BUS_DEVICE,
         .instance_size = sizeof(MTETagStorageState),
+        .instance_init = mte_tag_storage_init,
         .instance_finalize = mte_tag_storage_finalize,
         .class_init = mte_tag_storage_class_init,
     },

@@ -10,6 +10,8 @@
 
 #include "qemu/osdep.h"
 #include "libqtest.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
 #include <libfdt.h>
 
 #define RAM_BASE        0x40000000ull
@@ -20,6 +22,9 @@
 #define MAILBOX_MAGIC   0x4d54532d54455300ull
 #define FLAG_TAG_STORAGE 1
 #define FLAG_HOST       2
+#define FLAG_CHECK      16
+#define CHECK_FLOOD     100
+#define REPORTS_PER_SEC 20      /* MTE_TAG_STORAGE_REPORTS_PER_SEC */
 
 static const char *qemu_bin(void)
 {
@@ -216,6 +221,13 @@ static const ErrCase err_cases[] = {
     { "-accel tcg -M virt,mte=on,tag-storage=maybe -cpu max", "tag-storage" },
     { TS ",highmem=off -cpu max -m 3008M", "carveout" },
     { "-accel tcg -M versatilepb,tag-storage=on", "tag-storage" },
+    { TS ",tag-storage-check=loud -cpu max", "tag-storage-check" },
+    { "-accel tcg -M virt,mte=on,tag-storage-check=log -cpu max",
+      "tag-storage-check needs tag-storage=on" },
+    { "-accel tcg -M virt,mte=on,tag-storage-binding=v1 -cpu max",
+      "tag-storage-binding needs tag-storage=on" },
+    { "-accel tcg -M virt,mte=on,tag-storage-block-size=8K -cpu max",
+      "tag-storage-block-size needs tag-storage=on" },
 };
 
 static void test_error(const void *opaque)
@@ -265,7 +277,7 @@ static char *wait_serial(Guest *g, const char *marker)
     }
 }
 
-static void guest_start(Guest *g, bool tag_storage, bool host)
+static void guest_start_opts(Guest *g, const char *machine, uint64_t flags)
 {
     const char *elf = g_getenv("MTS_GUEST_ELF");
 
@@ -275,17 +287,23 @@ static void guest_start(Guest *g, bool tag_storage, bool host)
     g->log = g_build_filename(g->dir, "qemu.log", NULL);
     g->ram_size = 512 * MiB;
     g->carveout = RAM_BASE + g->ram_size;
-    g->qts = qtest_initf("-accel tcg -M virt,mte=on,tag-storage=%s "
+    g->qts = qtest_initf("-accel tcg -M virt,mte=on,%s "
                          "-cpu max -m 512M -nic none -S -kernel %s "
                          "-chardev file,id=ser,path=%s -serial chardev:ser "
                          "-d guest_errors -D %s",
-                         tag_storage ? "on" : "off", elf, g->serial, g->log);
-    qtest_writeq(g->qts, MAILBOX, MAILBOX_MAGIC |
-                 (tag_storage ? FLAG_TAG_STORAGE : 0) | (host ? FLAG_HOST : 0));
+                         machine, elf, g->serial, g->log);
+    qtest_writeq(g->qts, MAILBOX, MAILBOX_MAGIC | flags);
     qtest_writeq(g->qts, MAILBOX + 8, RAM_BASE);
     qtest_writeq(g->qts, MAILBOX + 16, g->ram_size);
     qtest_writeq(g->qts, MAILBOX + 24, g->carveout);
     qtest_qmp_assert_success(g->qts, "{ 'execute': 'cont' }");
+}
+
+static void guest_start(Guest *g, bool tag_storage, bool host)
+{
+    guest_start_opts(g, tag_storage ? "tag-storage=on" : "tag-storage=off",
+                     (tag_storage ? FLAG_TAG_STORAGE : 0) |
+                     (host ? FLAG_HOST : 0));
 }
 
 static void guest_finish(Guest *g, char *out)
@@ -404,6 +422,266 @@ static void test_guest_on(void)
     guest_finish(&g, out);
 }
 
+/* ---- the reuse checker (tag-storage-check) ---- */
+
+/* Wait for the guest to reach stage @n; it waits for host_ack() */
+static void host_wait(Guest *g, int n)
+{
+    g_autofree char *marker = g_strdup_printf("STAGE %d\n", n);
+
+    g_free(wait_serial(g, marker));
+}
+
+static void host_ack(Guest *g, int n)
+{
+    qtest_writeq(g->qts, MAILBOX + 40, n);
+}
+
+/* The first region of query-mte-tag-storage (with its blocks) */
+static QDict *query_region(Guest *g)
+{
+    QDict *rsp = qtest_qmp(g->qts, "{ 'execute': 'query-mte-tag-storage' }");
+    QDict *ret = qdict_get_qdict(rsp, "return");
+    QDict *region;
+
+    g_assert(ret);
+    region = qobject_to(QDict, qlist_peek(qdict_get_qlist(ret, "regions")));
+    qobject_ref(region);
+    qobject_unref(rsp);
+    return region;
+}
+
+static void assert_violations(Guest *g, uint64_t r1, uint64_t r2, uint64_t r3)
+{
+    QDict *region = query_region(g);
+    QDict *v = qdict_get_qdict(region, "violations");
+
+    g_assert_cmpuint(qdict_get_uint(v, "r1"), ==, r1);
+    g_assert_cmpuint(qdict_get_uint(v, "r2"), ==, r2);
+    g_assert_cmpuint(qdict_get_uint(v, "r3"), ==, r3);
+    qobject_unref(region);
+}
+
+/* Pop the next violation event, which must be the one described */
+static void assert_event(Guest *g, const char *rule, uint64_t paddr,
+                         uint64_t ts_addr, bool from_cpu)
+{
+    QDict *ev = qtest_qmp_event_ref(g->qts, "MTE_TAG_STORAGE_VIOLATION");
+    QDict *data;
+
+    g_assert(ev);
+    data = qdict_get_qdict(ev, "data");
+    g_assert_cmpstr(qdict_get_str(data, "rule"), ==, rule);
+    g_assert_cmphex(qdict_get_uint(data, "paddr"), ==, paddr);
+    g_assert_cmphex(qdict_get_uint(data, "tag-storage-addr"), ==, ts_addr);
+    if (from_cpu) {
+        g_assert_cmphex(qdict_get_uint(data, "pc"), ==,
+                        qtest_readq(g->qts, MAILBOX + 48));
+        g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, 0);
+    } else {
+        g_assert_false(qdict_haskey(data, "pc"));
+        g_assert_false(qdict_haskey(data, "cpu-index"));
+    }
+    qobject_unref(ev);
+}
+
+static int drain_events(Guest *g)
+{
+    QDict *ev;
+    int n = 0;
+
+    while ((ev = qtest_qmp_event_ref(g->qts, "MTE_TAG_STORAGE_VIOLATION"))) {
+        qobject_unref(ev);
+        n++;
+    }
+    return n;
+}
+
+/* Stopped by check=stop: at the instruction in MAILBOX[6]; resume */
+static void assert_stopped_at_access(Guest *g)
+{
+    g_autofree char *regs = NULL;
+    g_autofree char *want = NULL;
+    QDict *rsp;
+
+    /* Poll rather than wait for STOP, which would drop other events */
+    for (int i = 0;; i++) {
+        bool stopped;
+
+        rsp = qtest_qmp(g->qts, "{ 'execute': 'query-status' }");
+        stopped = !strcmp(qdict_get_str(qdict_get_qdict(rsp, "return"),
+                                        "status"), "debug");
+        qobject_unref(rsp);
+        if (stopped) {
+            break;
+        }
+        g_assert_cmpint(i, <, 10000);
+        g_usleep(1000);
+    }
+    regs = qtest_hmp(g->qts, "info registers");
+    want = g_strdup_printf("PC=%016" PRIx64,
+                           qtest_readq(g->qts, MAILBOX + 48));
+    if (!strstr(regs, want)) {
+        g_test_message("want %s in: %s", want, regs);
+    }
+    g_assert_nonnull(strstr(regs, want));
+    qtest_qmp_assert_success(g->qts, "{ 'execute': 'cont' }");
+}
+
+#define TAG_BYTE(g, pa) ((g)->carveout + ((pa) - RAM_BASE) / 32)
+
+static void test_check(const void *opaque)
+{
+    const char *policy = opaque;
+    bool event = strcmp(policy, "log") != 0;
+    bool stop = !strcmp(policy, "stop");
+    g_autofree char *machine = g_strdup_printf("tag-storage=on,"
+                                               "tag-storage-check=%s",
+                                               policy);
+    Guest g = {};
+    uint64_t a, b, c, self;
+    QDict *region;
+    QList *blocks;
+    char *out;
+    int events;
+
+    guest_start_opts(&g, machine, FLAG_TAG_STORAGE | FLAG_HOST | FLAG_CHECK);
+    a = RAM_BASE + g.ram_size / 2 + 7 * 0x10000;
+    b = a + 0x10000;
+    c = b + 0x10000;
+    self = g.carveout + 0x1000;
+
+    /* clean: 64 STG, then reads and checks; no data access, no report */
+    host_wait(&g, 10);
+    region = query_region(&g);
+    g_assert_cmpuint(qdict_get_uint(region, "tag-writes"), ==, 64);
+    g_assert_cmpuint(qdict_get_uint(region, "tag-reads"), >=, 64 + 64 + 1);
+    g_assert_cmpuint(qdict_get_uint(region, "data-reads"), ==, 0);
+    g_assert_cmpuint(qdict_get_uint(region, "data-writes"), ==, 0);
+    /* the block holding a's tags is tag-owned, the rest never written */
+    blocks = qdict_get_qlist(region, "blocks");
+    g_assert_cmpint(qlist_size(blocks), ==, 3);
+    {
+        QDict *mid = qobject_to(QDict, qlist_entry_obj(
+                                    qlist_next(qlist_first(blocks))));
+
+        g_assert_cmphex(qdict_get_uint(mid, "base"), ==,
+                        TAG_BYTE(&g, a) & ~0xfffull);
+        g_assert_cmpuint(qdict_get_uint(mid, "size"), ==, 4096);
+        g_assert_cmpstr(qdict_get_str(mid, "owner"), ==, "tag");
+    }
+    qobject_unref(region);
+    assert_violations(&g, 0, 0, 0);
+    g_assert_cmpint(drain_events(&g), ==, 0);
+    host_ack(&g, 10);
+
+    /* R1: LDG of a byte the guest wrote as data */
+    if (stop) {
+        assert_stopped_at_access(&g);
+    }
+    host_wait(&g, 11);
+    assert_violations(&g, 1, 0, 0);
+    if (event) {
+        assert_event(&g, "r1", b, TAG_BYTE(&g, b), true);
+    }
+    host_ack(&g, 11);
+
+    /* R2: LDRB of a byte written by STG */
+    if (stop) {
+        assert_stopped_at_access(&g);
+    }
+    host_wait(&g, 12);
+    assert_violations(&g, 1, 1, 0);
+    if (event) {
+        assert_event(&g, "r2", c, TAG_BYTE(&g, c), true);
+    }
+    host_ack(&g, 12);
+
+    /* R3: a Tagged load from the carveout */
+    if (stop) {
+        assert_stopped_at_access(&g);
+    }
+    host_wait(&g, 13);
+    assert_violations(&g, 1, 1, 1);
+    if (event) {
+        assert_event(&g, "r3", self, self, true);
+    }
+    host_ack(&g, 13);
+
+    /* The same R2 CHECK_FLOOD times: all counted, reports rate limited */
+    for (int i = 0; stop && i < CHECK_FLOOD; i++) {
+        assert_stopped_at_access(&g);
+    }
+    host_wait(&g, 14);
+    assert_violations(&g, 1, 1 + CHECK_FLOOD, 1);
+    events = drain_events(&g);
+    if (stop) {
+        g_assert_cmpint(events, ==, CHECK_FLOOD);   /* stops are not limited */
+    } else if (event) {
+        g_assert_cmpint(events, >=, 1);
+        g_assert_cmpint(events, <=, REPORTS_PER_SEC);
+    }
+    /* A DMA-like read of tags: R2 with no CPU */
+    g_assert_cmphex(qtest_readb(g.qts, TAG_BYTE(&g, a)), ==, 0x10);
+    assert_violations(&g, 1, 2 + CHECK_FLOOD, 1);
+    if (event) {
+        g_usleep(1100 * 1000);  /* a new rate limit window */
+        g_assert_cmphex(qtest_readb(g.qts, TAG_BYTE(&g, a + 32)), ==, 0x32);
+        drain_events(&g);
+        assert_violations(&g, 1, 3 + CHECK_FLOOD, 1);
+    }
+    host_ack(&g, 14);
+    host_wait(&g, 15);
+    host_ack(&g, 15);
+
+    out = wait_serial(&g, "END\n");
+    assert_checks(out, (const char *const[]) {
+        "clean", "r1-ldg-reads-data", "r2-ldrb-reads-tag", "r3-load-untagged",
+        "check-scenario", NULL });
+    g_assert_nonnull(strstr(out, "RESULT pass=5 fail=0\n"));
+    guest_finish(&g, out);
+}
+
+/* With the checker off, nothing is counted and blocks are not reported */
+static void test_check_off(void)
+{
+    Guest g = {};
+    QDict *region, *rsp;
+    char *out;
+
+    guest_start_opts(&g, "tag-storage=on",
+                     FLAG_TAG_STORAGE | FLAG_HOST | FLAG_CHECK);
+    for (int n = 10; n <= 15; n++) {
+        host_wait(&g, n);
+        host_ack(&g, n);
+    }
+    out = wait_serial(&g, "END\n");
+    region = query_region(&g);
+    g_assert_cmpuint(qdict_get_uint(region, "tag-writes"), ==, 0);
+    g_assert_false(qdict_haskey(region, "blocks"));
+    qobject_unref(region);
+    assert_violations(&g, 0, 0, 0);
+    rsp = qtest_qmp(g.qts, "{ 'execute': 'query-mte-tag-storage', "
+                    "'arguments': { 'size': 4096 } }");
+    g_assert(qdict_haskey(rsp, "error"));
+    qobject_unref(rsp);
+    guest_finish(&g, out);
+}
+
+/* Without tag storage the command fails with a hint */
+static void test_check_absent(void)
+{
+    QTestState *qts = qtest_init("-M virt -nic none");
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-mte-tag-storage' }");
+    g_autofree char *hmp = qtest_hmp(qts, "info mte-tag-storage");
+
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"), ==,
+                    "this machine has no MTE tag storage");
+    g_assert_nonnull(strstr(hmp, "no MTE tag storage"));
+    qobject_unref(rsp);
+    qtest_quit(qts);
+}
+
 int main(int argc, char **argv)
 {
     static const DTCase dt_cases[] = {
@@ -429,6 +707,11 @@ int main(int argc, char **argv)
     }
     qtest_add_func("mte-tag-storage/guest/tag-storage-off", test_guest_off);
     qtest_add_func("mte-tag-storage/guest/tag-storage-on", test_guest_on);
+    qtest_add_data_func("mte-tag-storage/check/log", "log", test_check);
+    qtest_add_data_func("mte-tag-storage/check/event", "event", test_check);
+    qtest_add_data_func("mte-tag-storage/check/stop", "stop", test_check);
+    qtest_add_func("mte-tag-storage/check/off", test_check_off);
+    qtest_add_func("mte-tag-storage/check/absent", test_check_absent);
 
     return g_test_run();
 }

@@ -11,6 +11,9 @@
 #define HW_MISC_MTE_TAG_STORAGE_H
 
 #include "hw/sysbus.h"
+#include "qapi/qapi-types-misc-arm.h"
+#include "qemu/queue.h"
+#include "qemu/thread.h"
 #include "qom/object.h"
 
 #define TYPE_MTE_TAG_STORAGE "mte-tag-storage"
@@ -41,14 +44,43 @@ typedef enum MTETagStorageBinding {
  * coherent.  It also maps, where the tags of the carveout itself would be,
  * a region that is not RAM: the helpers then treat a Tagged access to the
  * carveout as untagged and call mte_tag_storage_untagged_access().
+ *
+ * Reuse checker
+ * -------------
+ * With the "check" property not off, the device keeps, for each carveout
+ * byte, who wrote it last: tags (the MTE helpers report their tag accesses
+ * with mte_tag_storage_tag_access()) or data (sysbus MMIO region 0 is then
+ * an I/O region over the same RAM that sees every CPU and DMA access).
+ * Tag reads of data-owned bytes (R1), data reads of tag-owned bytes (R2)
+ * and Tagged accesses to the carveout (R3) are counted and reported as
+ * the policy says.  With check off, none of this costs anything: the
+ * helpers test mte_tag_storage_checking and the carveout is plain RAM.
  */
 struct MTETagStorageState {
     SysBusDevice parent_obj;
 
     MemoryRegion carveout;   /* the tag storage, guest-visible RAM */
+    MemoryRegion checked;    /* the carveout as seen by data accesses */
     MemoryRegion tag_alias;  /* the carveout, seen from the tag space */
     MemoryRegion self_tags;  /* tags of the carveout itself: none */
     unsigned long *self_tag_reported;  /* carveout pages already logged */
+    QTAILQ_ENTRY(MTETagStorageState) next;
+
+    /* reuse checker, used when check != MTE_TAG_STORAGE_CHECK_OFF */
+    uint8_t *owner;          /* MTETagStorageByteOwner per carveout byte */
+    uint32_t owner_size;
+    uint64_t tag_reads, tag_writes, data_reads, data_writes;
+    uint64_t violations[MTE_TAG_STORAGE_RULE__MAX];
+    QemuMutex report_lock;   /* protects the fields below */
+    int64_t report_window;   /* start of the rate limit window, ms */
+    uint32_t reports_in_window;
+    uint32_t reports_suppressed;
+    struct {                 /* where a "stop" stopped, so as to let the */
+        bool valid;          /* instruction pass when it runs again */
+        int cpu_index;
+        vaddr pc;
+        hwaddr tag_storage_addr;
+    } stopped;
 
     /* properties */
     uint64_t tagged_base;
@@ -56,7 +88,26 @@ struct MTETagStorageState {
     uint64_t carveout_base;
     uint32_t block_size;
     uint8_t binding;
+    uint8_t check;           /* MTETagStorageCheck */
 };
+
+/* Who last wrote a carveout byte, for the reuse checker */
+typedef enum MTETagStorageByteOwner {
+    MTE_TAG_STORAGE_BYTE_UNWRITTEN = 0,  /* zero since reset: data and tag */
+    MTE_TAG_STORAGE_BYTE_DATA = 1,
+    MTE_TAG_STORAGE_BYTE_TAG = 2,
+} MTETagStorageByteOwner;
+
+/* Reports (log lines, events) per second; the counters count them all */
+#define MTE_TAG_STORAGE_REPORTS_PER_SEC 20
+
+/**
+ * mte_tag_storage_checking: true if any tag storage runs the reuse checker
+ *
+ * Read by the MTE helpers on each tag access, so that the checker costs
+ * one predictable branch when it is off.
+ */
+extern bool mte_tag_storage_checking;
 
 /**
  * mte_tag_storage_carveout_size: size of the carveout for @tagged_size bytes
@@ -117,6 +168,38 @@ void mte_tag_storage_fdt_populate(MTETagStorageState *s, void *fdt);
  * stores are dropped, tag checks pass.  Logs once per carveout page.
  */
 bool mte_tag_storage_untagged_access(MemoryRegion *mr, hwaddr paddr);
+
+/**
+ * mte_tag_storage_tag_access: tell the reuse checker about a tag access
+ * @cs: the CPU whose MTE helper (or debugger request) accesses tags
+ * @mr: the region holding the tags, from the tag address space
+ * @offset: offset of the first tag byte in @mr
+ * @len: number of tag bytes the access may read or write
+ * @write: true for tag stores
+ * @paddr: physical address of the data whose tags these are
+ * @ra: host return address of the helper, 0 for debugger accesses
+ *
+ * Call only while mte_tag_storage_checking.  Does nothing unless @mr is
+ * a carveout.  May not return (check=stop) when @ra is not 0.
+ */
+void mte_tag_storage_tag_access(CPUState *cs, MemoryRegion *mr,
+                                hwaddr offset, unsigned len, bool write,
+                                hwaddr paddr, uintptr_t ra);
+
+/**
+ * mte_tag_storage_tagged_carveout: check a Tagged access to I/O memory
+ * @cs: the CPU making the access
+ * @paddr: physical address of the access
+ * @ra: host return address of the helper, 0 for debugger accesses
+ *
+ * While mte_tag_storage_checking, carveouts are I/O regions for data
+ * accesses, so a Tagged access to one reaches the helpers as an access to
+ * I/O memory.  Returns true if @paddr is in a carveout: the access is then
+ * untagged, and reported as R3 (and may not return, with check=stop, when
+ * @ra is not 0).
+ */
+bool mte_tag_storage_tagged_carveout(CPUState *cs, hwaddr paddr,
+                                     uintptr_t ra);
 
 /**
  * mte_tag_storage_guest_paddr: where a tag byte is, for debuggers

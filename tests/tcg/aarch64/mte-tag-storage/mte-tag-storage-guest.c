@@ -25,7 +25,8 @@
  * Mailbox written by the host (the qtest) before the CPU starts, after
  * the image (QEMU puts the DTB at the start of RAM).
  * [0] MAILBOX_MAGIC | flags, [1] tagged RAM base, [2] tagged RAM size,
- * [3] carveout base, [4] stage reached by the guest, [5] stage acked.
+ * [3] carveout base, [4] stage reached by the guest, [5] stage acked,
+ * [6] PC of the access that the host is to expect a report for.
  */
 #define MAILBOX         ((volatile uint64_t *)0x40400000) /* host-written */
 #define MAILBOX_MAGIC   0x4d54532d54455300ull /* "MTS-TES", flags */
@@ -33,6 +34,7 @@
 #define FLAG_HOST       2   /* a qtest serves host_stage() */
 #define FLAG_GDB        4   /* only run the scenario for the gdb test */
 #define FLAG_BENCH      8   /* run benchmark MAILBOX[4], MAILBOX[5] passes */
+#define FLAG_CHECK      16  /* only run the reuse checker scenario */
 
 #define GRANULE         16
 #define PAGE            4096
@@ -666,6 +668,76 @@ static void gdb_scenario(void)
 }
 
 /*
+ * For the reuse checker test (tag-storage-check=...): one clean phase,
+ * then exactly one access breaking each rule, each at an instruction
+ * whose address goes to MAILBOX[6] so that the host can match the report,
+ * then a flood of R2 to exercise the rate limit.  The host counts after
+ * each stage.
+ */
+extern char r1_insn[], r2_insn[], r3_insn[], flood_insn[];
+
+#define CHECK_FLOOD 100
+
+static void check_scenario(void)
+{
+    uint64_t a = buf_base(7), b = buf_base(8), c = buf_base(9);
+    uint64_t self = carveout + 0x1000;
+    uint64_t self_va = ALIAS_VA + (self - 0x40000000ull);
+    uint64_t v = 0;
+    int ok = 1;
+
+    /* clean: tags written, read back and checked, tagged data */
+    for (int i = 0; i < 64; i++) {
+        stg(with_tag(a + i * GRANULE, i & 0xf));
+    }
+    for (int i = 0; i < 64; i++) {
+        ok &= ldg(a + i * GRANULE) == (i & 0xf);
+        store64(with_tag(a + i * GRANULE, i & 0xf), i);
+    }
+    ok &= ldgm(a) == 0xfedcba9876543210ull;
+    check("clean", ok && !FAULTS(load64(with_tag(a + 3 * GRANULE, 3))));
+    host_stage(10);
+
+    /* R1: data written to the tag byte of b, then read as tags */
+    poke8(tag_byte(b), 0x54);
+    MAILBOX[6] = (uint64_t)r1_insn;
+    asm volatile(".globl r1_insn\n"
+                 "r1_insn: ldg %0, [%1]" : "+r"(v) : "r"(b) : "memory");
+    check_eq("r1-ldg-reads-data", (v >> TAG_SHIFT) & 0xf, 4);
+    host_stage(11);
+
+    /* R2: tags written for c, then its tag byte read as data */
+    stg(with_tag(c, 9));
+    MAILBOX[6] = (uint64_t)r2_insn;
+    asm volatile(".globl r2_insn\n"
+                 "r2_insn: ldrb %w0, [%1]"
+                 : "=r"(v) : "r"(tag_byte(c)) : "memory");
+    check_eq("r2-ldrb-reads-tag", v & 0xf, 9);
+    host_stage(12);
+
+    /* R3: a Tagged load from tag storage */
+    poke8(self, 0x5a);
+    MAILBOX[6] = (uint64_t)r3_insn;
+    asm volatile(".globl r3_insn\n"
+                 "r3_insn: ldrb %w0, [%1]"
+                 : "=r"(v) : "r"(with_tag(self_va, 5)) : "memory");
+    check_eq("r3-load-untagged", v, 0x5a);
+    host_stage(13);
+
+    /* a hot bug: the same R2, CHECK_FLOOD times */
+    MAILBOX[6] = (uint64_t)flood_insn;
+    for (int i = 0; i < CHECK_FLOOD; i++) {
+        asm volatile(".globl flood_insn\n"
+                     "flood_insn: ldrb %w0, [%1]"
+                     : "=r"(v) : "r"(tag_byte(c)) : "memory");
+    }
+    host_stage(14);
+    /* the host read tag_byte(a) like a DMA engine */
+    host_stage(15);
+    check("check-scenario", 1);
+}
+
+/*
  * Tag-heavy microbenchmarks for bench/: one loop over a 32 MiB buffer,
  * @passes times, then power off through PSCI so that the host can time
  * the whole run.
@@ -735,7 +807,7 @@ static void bench(uint64_t which, uint64_t passes)
 int main(void)
 {
     *UART_CR = 0x301;           /* UARTEN | TXE | RXE */
-    if ((MAILBOX[0] & ~15ull) != MAILBOX_MAGIC) {
+    if ((MAILBOX[0] & ~0xffull) != MAILBOX_MAGIC) {
         puts_uart("not ok mailbox\nRESULT pass=0 fail=1\nEND\n");
         return 1;
     }
@@ -750,6 +822,8 @@ int main(void)
         bench(MAILBOX[4], MAILBOX[5]);
     } else if (MAILBOX[0] & FLAG_GDB) {
         gdb_scenario();
+    } else if (MAILBOX[0] & FLAG_CHECK) {
+        check_scenario();
     } else {
         run_tests();
     }
