@@ -2,11 +2,14 @@
 """Compare our QEMU with stock QEMU 10.2.2 on MTE workloads, in one run.
 
 Configurations: stock (-M virt,mte=on), ours with tag-storage=off, ours
-with tag-storage=on.  Cases: bare-metal tag-heavy loops, Linux boot to
+with tag-storage=on, and ours with the reuse checker (tag-storage=on,
+tag-storage-check=log).  Cases: bare-metal tag-heavy loops, Linux boot to
 init plus the MTE suite, and a tagged-heap workload in Linux.  Runs are
 interleaved (every configuration of a case back to back, repetition after
 repetition); each run is timed from process start to exit and its peak
-RSS read with wait4().  Prints medians, minimums and ratios to stock,
+RSS read with wait4().  The bare-metal cases also get a "net" ratio,
+with each configuration's start-up and shutdown time (the same program
+run with 0 passes) subtracted.  Prints medians, minimums and ratios to stock,
 writes results.json and results.csv (and a plot when matplotlib is
 installed) to build/bench/."""
 
@@ -88,9 +91,11 @@ def main():
     kernel = sh(os.path.join(TOP, 'scripts', 'fetch-guest.sh'))
     initrd = sh(os.path.join(TOP, 'guest', 'build-initramfs.sh'))
     configs = [('stock', stock, ''), ('off', ours, ',tag-storage=off'),
-               ('on', ours, ',tag-storage=on')]
-    cases = [(name, lambda q, ts, i=i: micro_cmd(q, ts, elf, i, a.passes))
-             for i, name in enumerate(MICRO)]
+               ('on', ours, ',tag-storage=on'),
+               ('check', ours, ',tag-storage=on,tag-storage-check=log')]
+    cases = [('startup', lambda q, ts: micro_cmd(q, ts, elf, 0, 0))]
+    cases += [(name, lambda q, ts, i=i: micro_cmd(q, ts, elf, i, a.passes))
+              for i, name in enumerate(MICRO)]
     cases += [('linux-boot+suite',
                lambda q, ts: linux_cmd(q, ts, kernel, initrd, '')),
               ('linux-tagged-heap',
@@ -111,18 +116,28 @@ def main():
     out = os.path.join(BUILD, 'bench')
     os.makedirs(out, exist_ok=True)
     rows = []
-    print('\n%-18s %9s %9s %9s %8s %8s' % ('case (median s)', 'stock', 'off',
-                                          'on', 'off/stk', 'on/stk'))
+    names = [k[0] for k in configs]
+    others = names[1:]
+    print('\n%-18s' % 'case (median s)' + ''.join('%8s' % k for k in names) +
+          ''.join('%10s' % (k + '/stk') for k in others) +
+          ''.join('%10s' % ('net ' + k) for k in others))
+    start = {k: statistics.median(v) for k, v in res['startup'].items()}
     for case, _ in cases:
         med = {k: statistics.median(v) for k, v in res[case].items()}
         mn = {k: min(v) for k, v in res[case].items()}
-        print('%-18s %9.3f %9.3f %9.3f %7.2fx %7.2fx' % (
-            case, med['stock'], med['off'], med['on'],
-            med['off'] / med['stock'], med['on'] / med['stock']))
+        line = '%-18s' % case + ''.join('%8.3f' % med[k] for k in names)
+        line += ''.join('%9.2fx' % (med[k] / med['stock']) for k in others)
+        net = {}
+        if case in MICRO and med['stock'] - start['stock'] > 0.01:
+            net = {k: (med[k] - start[k]) / (med['stock'] - start['stock'])
+                   for k in others}
+            line += ''.join('%9.2fx' % net[k] for k in others)
+        print(line)
         for k in med:
             rows.append({'case': case, 'config': k, 'median_s': med[k],
                          'min_s': mn[k], 'runs': res[case][k],
-                         'ratio_to_stock': med[k] / med['stock']})
+                         'ratio_to_stock': med[k] / med['stock'],
+                         'net_ratio_to_stock': net.get(k)})
     print('\npeak RSS (MiB): ' + ', '.join('%s %.0f' % (k, v)
                                            for k, v in rss.items()))
     print('(-m 2G for Linux: 1/32 of guest RAM is %d MiB)' % (2048 // 32))
@@ -131,23 +146,26 @@ def main():
                    'peak_rss_mib': rss}, f, indent=1)
     with open(os.path.join(out, 'results.csv'), 'w', newline='') as f:
         w = csv.writer(f)
-        w.writerow(['case', 'config', 'median_s', 'min_s', 'ratio_to_stock'])
+        w.writerow(['case', 'config', 'median_s', 'min_s', 'ratio_to_stock',
+                    'net_ratio_to_stock'])
         for r in rows:
+            net = r['net_ratio_to_stock']
             w.writerow([r['case'], r['config'], '%.4f' % r['median_s'],
-                        '%.4f' % r['min_s'], '%.3f' % r['ratio_to_stock']])
+                        '%.4f' % r['min_s'], '%.3f' % r['ratio_to_stock'],
+                        '' if net is None else '%.3f' % net])
     try:
         import matplotlib
         matplotlib.use('Agg')
         import matplotlib.pyplot as plt
-        names = [c for c, _ in cases]
+        cnames = [c for c, _ in cases]
         fig, ax = plt.subplots(figsize=(10, 4))
-        for j, k in enumerate(('off', 'on')):
-            ax.bar([i + 0.4 * j for i in range(len(names))],
+        for j, k in enumerate(('off', 'on', 'check')):
+            ax.bar([i + 0.27 * j for i in range(len(cnames))],
                    [next(r['ratio_to_stock'] for r in rows
                          if r['case'] == c and r['config'] == k)
-                    for c in names], 0.4, label='tag-storage=' + k)
+                    for c in cnames], 0.27, label=k)
         ax.axhline(1.0, color='k', lw=0.8)
-        ax.set_xticks([i + 0.2 for i in range(len(names))], names,
+        ax.set_xticks([i + 0.27 for i in range(len(cnames))], cnames,
                       rotation=30, ha='right')
         ax.set_ylabel('time / stock')
         ax.legend()

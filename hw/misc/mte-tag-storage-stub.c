@@ -25,6 +25,13 @@ bool mte_tag_storage_guest_paddr(MemoryRegion *mr, hwaddr offset,
 }
 
 bool mte_tag_storage_checking;
+MTETagStorageDirect mte_tag_storage_direct[MTE_TAG_STORAGE_MAX_DIRECT];
+unsigned mte_tag_storage_ndirect;
+
+void mte_tag_storage_add_direct(hwaddr tagged_base, hwaddr tagged_size,
+                                MemoryRegion *tags, bool hidden)
+{
+}
 
 void mte_tag_storage_tag_access(CPUState *cs, MemoryRegion *mr,
                                 hwaddr offset, unsigned len, bool write,

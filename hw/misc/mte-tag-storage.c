@@ -13,6 +13,7 @@
 
 #include "qemu/osdep.h"
 #include "qemu/bitmap.h"
+#include "qemu/cutils.h"
 #include "qemu/atomic.h"
 #include "qemu/bswap.h"
 #include "qemu/error-report.h"
@@ -33,6 +34,7 @@
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
 #include "qobject/qdict.h"
+#include "system/address-spaces.h"
 #include "system/device_tree.h"
 #include "trace.h"
 
@@ -148,6 +150,27 @@ bool mte_tag_storage_untagged_access(MemoryRegion *mr, hwaddr paddr)
     }
     log_self_tagged(s, paddr);
     return true;
+}
+
+MTETagStorageDirect mte_tag_storage_direct[MTE_TAG_STORAGE_MAX_DIRECT];
+unsigned mte_tag_storage_ndirect;
+
+void mte_tag_storage_add_direct(hwaddr tagged_base, hwaddr tagged_size,
+                                MemoryRegion *tags, bool hidden)
+{
+    MTETagStorageDirect *d;
+
+    if (mte_tag_storage_ndirect == MTE_TAG_STORAGE_MAX_DIRECT) {
+        return;     /* the helpers translate instead */
+    }
+    d = &mte_tag_storage_direct[mte_tag_storage_ndirect];
+    d->tagged_base = tagged_base;
+    d->tagged_size = tagged_size;
+    d->tags = tags;
+    d->hidden = hidden;
+    /* Publish the entry before the count that makes it visible */
+    qatomic_store_release(&mte_tag_storage_ndirect,
+                          mte_tag_storage_ndirect + 1);
 }
 
 /* Reuse checker: see "Reuse checker" in the header */
@@ -683,6 +706,9 @@ static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
     }
     QTAILQ_INSERT_TAIL(&tag_storages, s, next);
 
+    mte_tag_storage_add_direct(s->tagged_base, s->tagged_size, &s->carveout,
+                               false);
+
     memory_region_init_alias(&s->tag_alias, OBJECT(s), "mte-tag-storage.tags",
                              &s->carveout, 0, size);
     memory_region_init_io(&s->self_tags, OBJECT(s), &self_tags_ops, s,
@@ -693,6 +719,43 @@ static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
     trace_mte_tag_storage_realize(s->tagged_base, s->tagged_size,
                                   s->carveout_base, size, s->block_size,
                                   s->binding);
+}
+
+/*
+ * Allocation tags are UNKNOWN after a reset on hardware; clear them, so
+ * that a reset machine starts as a new one: all tags 0, no owners, no
+ * counts.  Only pages holding non-zero bytes are written, so a carveout
+ * the guest never used costs no host memory, and they are written through
+ * the system address space, which drops any code translated from them.
+ */
+static void mte_tag_storage_reset_hold(Object *obj, ResetType type)
+{
+    MTETagStorageState *s = MTE_TAG_STORAGE(obj);
+    uint8_t *host = memory_region_get_ram_ptr(&s->carveout);
+    uint64_t size = memory_region_size(&s->carveout);
+    uint64_t page = qemu_target_page_size(), off;
+
+    for (off = 0; off < size; off += page) {
+        if (buffer_is_zero(host + off, page)) {
+            continue;
+        }
+        if (s->owner) {
+            /* Through checked_ops, code from here is never cached */
+            memset(host + off, 0, page);
+            memory_region_set_dirty(&s->carveout, off, page);
+        } else {
+            address_space_set(&address_space_memory, s->carveout_base + off,
+                              0, page, MEMTXATTRS_UNSPECIFIED);
+        }
+    }
+    if (s->owner) {
+        memset(s->owner, MTE_TAG_STORAGE_BYTE_UNWRITTEN, s->owner_size);
+        s->tag_reads = s->tag_writes = s->data_reads = s->data_writes = 0;
+        memset(s->violations, 0, sizeof(s->violations));
+        s->stopped.valid = false;
+    }
+    bitmap_zero(s->self_tag_reported, size >> qemu_target_page_bits());
+    trace_mte_tag_storage_reset(s->carveout_base, size);
 }
 
 static void mte_tag_storage_finalize(Object *obj)
@@ -775,8 +838,10 @@ static const Property mte_tag_storage_properties[] = {
 static void mte_tag_storage_class_init(ObjectClass *klass, const void *data)
 {
     DeviceClass *dc = DEVICE_CLASS(klass);
+    ResettableClass *rc = RESETTABLE_CLASS(klass);
 
     dc->desc = "MTE tag storage carveout";
+    rc->phases.hold = mte_tag_storage_reset_hold;
     dc->realize = mte_tag_storage_realize;
     /* Created by boards that know where tag storage goes */
     dc->user_creatable = false;

@@ -23,6 +23,7 @@
 #define FLAG_TAG_STORAGE 1
 #define FLAG_HOST       2
 #define FLAG_CHECK      16
+#define FLAG_RANDOM     32
 #define CHECK_FLOOD     100
 #define REPORTS_PER_SEC 20      /* MTE_TAG_STORAGE_REPORTS_PER_SEC */
 
@@ -255,6 +256,7 @@ typedef struct Guest {
     QTestState *qts;
     char *dir, *serial, *log;
     uint64_t ram_size, carveout;
+    uint64_t args[2];   /* MAILBOX[4], [5] before the guest starts */
 } Guest;
 
 static char *wait_serial(Guest *g, const char *marker)
@@ -296,6 +298,8 @@ static void guest_start_opts(Guest *g, const char *machine, uint64_t flags)
     qtest_writeq(g->qts, MAILBOX + 8, RAM_BASE);
     qtest_writeq(g->qts, MAILBOX + 16, g->ram_size);
     qtest_writeq(g->qts, MAILBOX + 24, g->carveout);
+    qtest_writeq(g->qts, MAILBOX + 32, g->args[0]);
+    qtest_writeq(g->qts, MAILBOX + 40, g->args[1]);
     qtest_qmp_assert_success(g->qts, "{ 'execute': 'cont' }");
 }
 
@@ -339,7 +343,8 @@ static const char *const generic_checks[] = {
     "stg-ldg", "irg-stg-ldg", "check-match", "check-mismatch-load",
     "fault-far", "check-mismatch-store", "store-far", "store-esr-wnr",
     "store-suppressed", "ldp-across-granules", "ldp-far",
-    "unaligned-same-tags", "cross-page-ldp-match",
+    "unaligned-cross-granule", "unaligned-same-tags",
+    "cross-page-ldp-match", "cross-page-ldr-mismatch",
     "st2g", "stzg", "stz2g", "stgp", "stgm", "ldgm", "dc-gva", "dc-gzva",
     "setg", NULL
 };
@@ -364,7 +369,7 @@ static void test_guest_off(void)
     out = wait_serial(&g, "END\n");
     assert_checks(out, generic_checks);
     g_assert_null(strstr(out, "ok tag-to-data"));
-    g_assert_nonnull(strstr(out, "RESULT pass=22 fail=0\n"));
+    g_assert_nonnull(strstr(out, "RESULT pass=24 fail=0\n"));
     guest_finish(&g, out);
 }
 
@@ -404,7 +409,7 @@ static void test_guest_on(void)
     out = wait_serial(&g, "END\n");
     assert_checks(out, generic_checks);
     assert_checks(out, carveout_checks);
-    g_assert_nonnull(strstr(out, "RESULT pass=46 fail=0\n"));
+    g_assert_nonnull(strstr(out, "RESULT pass=48 fail=0\n"));
 
     /* The carveout is a named RAM region right after RAM */
     mtree = qtest_hmp(g.qts, "info mtree");
@@ -682,6 +687,42 @@ static void test_check_absent(void)
     qtest_quit(qts);
 }
 
+/* ---- randomized differential test ---- */
+
+/*
+ * The guest runs MTS_RANDOM_OPS (default 1000000) random tag and data
+ * operations from seed MTS_RANDOM_SEED (default: from the test's own
+ * random seed, so --seed reproduces a run) against its reference model.
+ */
+static void test_random(const void *opaque)
+{
+    bool tag_storage = GPOINTER_TO_INT(opaque);
+    const char *env_seed = g_getenv("MTS_RANDOM_SEED");
+    const char *env_ops = g_getenv("MTS_RANDOM_OPS");
+    uint64_t seed = env_seed ? g_ascii_strtoull(env_seed, NULL, 0) :
+                    (uint64_t)(uint32_t)g_test_rand_int() << 32 |
+                    (uint32_t)g_test_rand_int();
+    uint64_t ops = env_ops ? g_ascii_strtoull(env_ops, NULL, 0) : 1000000;
+    g_autofree char *want = g_strdup_printf("# random ops done %" PRIu64 "\n",
+                                            ops);
+    Guest g = {};
+    char *out;
+
+    g_test_message("MTS_RANDOM_SEED=0x%" PRIx64 " MTS_RANDOM_OPS=%" PRIu64,
+                   seed, ops);
+    g.args[0] = seed;
+    g.args[1] = ops;
+    guest_start_opts(&g, tag_storage ? "tag-storage=on" : "tag-storage=off",
+                     (tag_storage ? FLAG_TAG_STORAGE : 0) | FLAG_RANDOM);
+    out = wait_serial(&g, "END\n");
+    if (!strstr(out, want) || strstr(out, "not ok")) {
+        g_test_message("guest output: %s", out);
+    }
+    g_assert_nonnull(strstr(out, want));
+    g_assert_nonnull(strstr(out, "\nok random-ops\n"));
+    guest_finish(&g, out);
+}
+
 int main(int argc, char **argv)
 {
     static const DTCase dt_cases[] = {
@@ -712,6 +753,10 @@ int main(int argc, char **argv)
     qtest_add_data_func("mte-tag-storage/check/stop", "stop", test_check);
     qtest_add_func("mte-tag-storage/check/off", test_check_off);
     qtest_add_func("mte-tag-storage/check/absent", test_check_absent);
+    qtest_add_data_func("mte-tag-storage/random/tag-storage-on",
+                        GINT_TO_POINTER(1), test_random);
+    qtest_add_data_func("mte-tag-storage/random/tag-storage-off",
+                        GINT_TO_POINTER(0), test_random);
 
     return g_test_run();
 }

@@ -12,6 +12,7 @@
 
 #include "hw/sysbus.h"
 #include "qapi/qapi-types-misc-arm.h"
+#include "qemu/atomic.h"
 #include "qemu/queue.h"
 #include "qemu/thread.h"
 #include "qom/object.h"
@@ -108,6 +109,61 @@ typedef enum MTETagStorageByteOwner {
  * one predictable branch when it is off.
  */
 extern bool mte_tag_storage_checking;
+
+/*
+ * Fast path for the MTE helpers: the RAM that holds the non-secure tags
+ * of a range of tagged RAM, so that finding a tag needs no address space
+ * translation.  Boards add an entry per range, for a tag storage carveout
+ * or for hidden tag RAM; entries are never removed, as they live as long
+ * as the machine.
+ */
+typedef struct MTETagStorageDirect {
+    hwaddr tagged_base;
+    hwaddr tagged_size;
+    MemoryRegion *tags;     /* RAM; the tag of P at (P - tagged_base) / 32 */
+    bool hidden;            /* not guest-visible, so it never holds code */
+} MTETagStorageDirect;
+
+#define MTE_TAG_STORAGE_MAX_DIRECT 16
+extern MTETagStorageDirect mte_tag_storage_direct[MTE_TAG_STORAGE_MAX_DIRECT];
+extern unsigned mte_tag_storage_ndirect;
+
+/**
+ * mte_tag_storage_add_direct: tell the MTE helpers where tags are
+ * @tagged_base: physical address of non-secure tagged RAM
+ * @tagged_size: its size
+ * @tags: RAM region of @tagged_size / 32 bytes holding its tags, which
+ *        must also be what the CPUs' non-secure tag address space maps
+ *        at @tagged_base / 32
+ * @hidden: true if @tags is not mapped in any guest-visible space
+ *
+ * Without an entry (or beyond MTE_TAG_STORAGE_MAX_DIRECT of them), the
+ * helpers translate through the tag address space, with the same result.
+ */
+void mte_tag_storage_add_direct(hwaddr tagged_base, hwaddr tagged_size,
+                                MemoryRegion *tags, bool hidden);
+
+/**
+ * mte_tag_storage_direct_lookup: find where the tag of @paddr is
+ * @paddr: physical address of non-secure tagged data
+ *
+ * Returns the entry covering @paddr, or NULL: the caller then looks the
+ * tag up in the tag address space.
+ */
+static inline const MTETagStorageDirect *
+mte_tag_storage_direct_lookup(hwaddr paddr)
+{
+    unsigned n = qatomic_load_acquire(&mte_tag_storage_ndirect);
+
+    for (unsigned i = 0; i < n; i++) {
+        const MTETagStorageDirect *d = &mte_tag_storage_direct[i];
+
+        if (paddr - d->tagged_base < d->tagged_size) {
+            return d;
+        }
+    }
+    return NULL;
+}
 
 /**
  * mte_tag_storage_carveout_size: size of the carveout for @tagged_size bytes

@@ -35,6 +35,7 @@
 #define FLAG_GDB        4   /* only run the scenario for the gdb test */
 #define FLAG_BENCH      8   /* run benchmark MAILBOX[4], MAILBOX[5] passes */
 #define FLAG_CHECK      16  /* only run the reuse checker scenario */
+#define FLAG_RANDOM     32  /* randomized test: MAILBOX[4] seed, [5] ops */
 
 #define GRANULE         16
 #define PAGE            4096
@@ -385,22 +386,18 @@ static void test_multi_granule(void)
     /* FAR is within the access: QEMU reports the failing granule */
     check("ldp-far", (fault_far & ADDR_MASK) >= b + 8 &&
           (fault_far & ADDR_MASK) < b + 24);
-    /*
-     * Not checked: an unaligned LDR crossing into a granule with another
-     * tag.  QEMU 10.2 does not reliably fault there, with or without tag
-     * storage; LDP is checked above.
-     */
+    /* An unaligned LDR checks both granules it touches */
+    check("unaligned-cross-granule", FAULTS(load64(with_tag(b + 12, 1))));
     stg(with_tag(b + 16, 1));
     check("unaligned-same-tags", !FAULTS(load64(with_tag(b + 12, 1))));
 
-    /*
-     * Across a page, with the same tag on both sides (a mismatch there
-     * is left out: see the closing note of the core issue).
-     */
+    /* Across a page: both pages' tags are checked */
     uint64_t pg = b + PAGE - GRANULE;
     stg(with_tag(pg, 5));
     stg(with_tag(pg + GRANULE, 5));
     check("cross-page-ldp-match", !FAULTS(load128(with_tag(pg + 8, 5))));
+    stg(with_tag(pg + GRANULE, 6));
+    check("cross-page-ldr-mismatch", FAULTS(load64(with_tag(pg + 12, 5))));
 }
 
 static void test_store_forms(void)
@@ -738,6 +735,355 @@ static void check_scenario(void)
 }
 
 /*
+ * Randomized differential test: random tag and data operations on a
+ * 256 KiB tagged area T and on the carveout bytes that hold its tags,
+ * each checked against a reference model of tag storage, model[]: one
+ * tag per granule of T.  With tag storage, data accesses to those bytes
+ * are tag accesses, and the first and last bytes of the carveout (tags
+ * of the first and last 32 bytes of RAM, which nothing else uses) are
+ * exercised too.  Without tag storage only the tag operations run.
+ * Stops at the first difference, printing the seed and the operation.
+ */
+#define RND_AREA        (256 * 1024)
+#define RND_GRANULES    (RND_AREA / GRANULE)
+
+static uint8_t model[RND_GRANULES];
+static uint8_t model_edge[4];   /* tags: RAM granules 0, 1, last-1, last */
+static uint64_t rnd_state;
+
+static uint64_t rnd(void)
+{
+    /* xorshift64*: small, fast, and the same on every run of a seed */
+    rnd_state ^= rnd_state >> 12;
+    rnd_state ^= rnd_state << 25;
+    rnd_state ^= rnd_state >> 27;
+    return rnd_state * 0x2545f4914f6cdd1dull;
+}
+
+static uint64_t rnd_below(uint64_t n)
+{
+    return rnd() % n;
+}
+
+static uint64_t rnd_seed, rnd_op;
+static int rnd_failed;
+
+static void rnd_fail(const char *what, uint64_t addr, uint64_t got,
+                     uint64_t want)
+{
+    if (rnd_failed++) {
+        return;
+    }
+    puts_uart("not ok random op=");
+    put_dec(rnd_op);
+    puts_uart(" ");
+    puts_uart(what);
+    puts_uart(" addr=");
+    put_hex(addr);
+    puts_uart(" got=");
+    put_hex(got);
+    puts_uart(" want=");
+    put_hex(want);
+    puts_uart(" seed=");
+    put_hex(rnd_seed);
+    puts_uart("\n");
+}
+
+/* Would a Tagged access of @len bytes at @p with tag @t fault? */
+static int model_faults(uint64_t area, uint64_t p, unsigned len, unsigned t)
+{
+    for (uint64_t g = p / GRANULE; g <= (p + len - 1) / GRANULE; g++) {
+        if (model[g - area / GRANULE] != t) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The carveout bytes of T as the model sees them */
+static uint64_t model_bytes(uint64_t area, uint64_t cb, unsigned len)
+{
+    uint64_t first = (cb - tag_byte(area)) * 2, v = 0;
+
+    for (unsigned i = 0; i < len; i++) {
+        v |= (uint64_t)(model[first + 2 * i] |
+                        model[first + 2 * i + 1] << 4) << (8 * i);
+    }
+    return v;
+}
+
+static uint64_t peek_n(uint64_t a, unsigned len)
+{
+    uint64_t v = 0;
+
+    switch (len) {
+    case 1:
+        asm volatile("ldrb %w0, [%1]" : "=r"(v) : "r"(a) : "memory");
+        break;
+    case 2:
+        asm volatile("ldrh %w0, [%1]" : "=r"(v) : "r"(a) : "memory");
+        break;
+    case 4:
+        asm volatile("ldr %w0, [%1]" : "=r"(v) : "r"(a) : "memory");
+        break;
+    default:
+        asm volatile("ldr %0, [%1]" : "=r"(v) : "r"(a) : "memory");
+        break;
+    }
+    return v;
+}
+
+static void poke_n(uint64_t a, unsigned len, uint64_t v)
+{
+    switch (len) {
+    case 1:
+        asm volatile("strb %w0, [%1]" :: "r"(v), "r"(a) : "memory");
+        break;
+    case 2:
+        asm volatile("strh %w0, [%1]" :: "r"(v), "r"(a) : "memory");
+        break;
+    case 4:
+        asm volatile("str %w0, [%1]" :: "r"(v), "r"(a) : "memory");
+        break;
+    default:
+        asm volatile("str %0, [%1]" :: "r"(v), "r"(a) : "memory");
+        break;
+    }
+}
+
+enum {
+    OP_STG, OP_ST2G, OP_STZG, OP_STGM, OP_DC_GZVA, OP_LDG, OP_LDGM,
+    OP_LOAD, OP_STORE, OP_LDP, OP_CROSS_PAGE, OP_TS_LOAD, OP_TS_STORE,
+    OP_TS_EDGE, OP_TS_TAGGED, OP__MAX
+};
+
+static const char *const op_name[OP__MAX] = {
+    "stg", "st2g", "stzg", "stgm", "dc-gzva", "ldg", "ldgm", "load",
+    "store", "ldp", "cross-page", "ts-load", "ts-store", "ts-edge",
+    "ts-tagged",
+};
+
+static void random_test(uint64_t seed, uint64_t ops)
+{
+    uint64_t area = ram_base + ram_size / 4 * 3;
+    uint64_t gm_bytes, dcz_bytes, id, counts[OP__MAX] = { 0 };
+    uint64_t ram_last = ram_base + ram_size - GRANULE;
+    uint64_t cv_last = carveout + ram_size / 32 - 1;
+    int nops = tag_storage ? OP__MAX : OP_TS_LOAD;
+
+    asm volatile("mrs %0, gmid_el1" : "=r"(id));
+    gm_bytes = 4ull << (id & 0xf);
+    asm volatile("mrs %0, dczid_el0" : "=r"(id));
+    dcz_bytes = 4ull << (id & 0xf);
+    rnd_seed = seed;
+    rnd_state = seed ? seed : 1;
+    puts_uart("# random seed=");
+    put_hex(seed);
+    puts_uart(" ops=");
+    put_dec(ops);
+    puts_uart("\n");
+
+    /* a known start: tag 0 everywhere in T and at the edges */
+    for (uint64_t g = 0; g < RND_GRANULES; g++) {
+        stg(with_tag(area + g * GRANULE, 0));
+        model[g] = 0;
+    }
+    if (tag_storage) {
+        poke8(carveout, 0);
+        poke8(cv_last, 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        model_edge[i] = 0;
+    }
+
+    for (rnd_op = 0; rnd_op < ops && !rnd_failed; rnd_op++) {
+        int op = rnd_below(nops);
+        uint64_t g = rnd_below(RND_GRANULES);
+        uint64_t p = area + g * GRANULE;
+        unsigned t = rnd_below(16), len;
+        uint64_t v, want, q;
+
+        counts[op]++;
+        switch (op) {
+        case OP_STG:
+            stg(with_tag(p, t));
+            model[g] = t;
+            break;
+        case OP_ST2G:
+            g &= ~1ull;
+            st2g(with_tag(area + g * GRANULE, t));
+            model[g] = model[g + 1] = t;
+            break;
+        case OP_STZG:
+            stzg(with_tag(p, t));
+            model[g] = t;
+            v = peek_n(with_tag(p, t), 8);
+            if (v) {
+                rnd_fail("stzg-data", p, v, 0);
+            }
+            break;
+        case OP_STGM:
+            p &= ~(gm_bytes - 1);
+            v = rnd();
+            stgm(p, v);
+            for (uint64_t i = 0; i < gm_bytes / GRANULE; i++) {
+                uint64_t a = p + i * GRANULE;
+
+                model[(a - area) / GRANULE] = (v >> (((a >> 4) & 15) * 4)) & 15;
+            }
+            break;
+        case OP_DC_GZVA:
+            p &= ~(dcz_bytes - 1);
+            dc_gzva(with_tag(p, t));
+            for (uint64_t i = 0; i < dcz_bytes / GRANULE; i++) {
+                model[(p - area) / GRANULE + i] = t;
+            }
+            break;
+        case OP_LDG:
+            if (ldg(p) != model[g]) {
+                rnd_fail("ldg", p, ldg(p), model[g]);
+            }
+            break;
+        case OP_LDGM:
+            p &= ~(gm_bytes - 1);
+            v = ldgm(p);
+            want = 0;
+            for (uint64_t i = 0; i < gm_bytes / GRANULE; i++) {
+                uint64_t a = p + i * GRANULE;
+
+                want |= (uint64_t)model[(a - area) / GRANULE] <<
+                        (((a >> 4) & 15) * 4);
+            }
+            if (v != want) {
+                rnd_fail("ldgm", p, v, want);
+            }
+            break;
+        case OP_LOAD:
+        case OP_STORE:
+            /* 1, 2, 4 or 8 bytes at any offset: may cross a granule */
+            len = 1 << rnd_below(4);
+            p += rnd_below(GRANULE);
+            if (p + len > area + RND_AREA) {
+                p -= GRANULE;
+            }
+            if (rnd_below(2)) {
+                t = model[(p - area) / GRANULE];   /* mostly matching */
+            }
+            want = model_faults(area, p, len, t);
+            q = with_tag(p, t);
+            v = op == OP_LOAD ? FAULTS(peek_n(q, len)) :
+                                FAULTS(poke_n(q, len, rnd()));
+            if (v != want) {
+                rnd_fail(op == OP_LOAD ? "load-fault" : "store-fault", q, v,
+                         want);
+            }
+            break;
+        case OP_LDP:
+            p += rnd_below(GRANULE);
+            if (p + 16 > area + RND_AREA) {
+                p -= GRANULE;
+            }
+            if (rnd_below(2)) {
+                t = model[(p - area) / GRANULE];
+            }
+            want = model_faults(area, p, 16, t);
+            v = FAULTS(load128(with_tag(p, t)));
+            if (v != want) {
+                rnd_fail("ldp-fault", with_tag(p, t), v, want);
+            }
+            break;
+        case OP_CROSS_PAGE:
+            /* an access that ends in the next page of T */
+            p = area + (rnd_below(RND_AREA / PAGE - 1) + 1) * PAGE -
+                1 - rnd_below(7);
+            len = 8;
+            if (rnd_below(2)) {
+                t = model[(p - area) / GRANULE];
+            }
+            want = model_faults(area, p, len, t);
+            v = FAULTS(peek_n(with_tag(p, t), len));
+            if (v != want) {
+                rnd_fail("cross-page-fault", with_tag(p, t), v, want);
+            }
+            break;
+        case OP_TS_LOAD:
+            /* data load from the tag bytes of T */
+            len = 1 << rnd_below(4);
+            q = tag_byte(area) + rnd_below(RND_GRANULES / 2 - len + 1);
+            v = peek_n(q, len);
+            want = model_bytes(area, q, len);
+            if (v != want) {
+                rnd_fail("ts-load", q, v, want);
+            }
+            break;
+        case OP_TS_STORE:
+            /* data store to the tag bytes of T: they are its tags */
+            len = 1 << rnd_below(4);
+            q = tag_byte(area) + rnd_below(RND_GRANULES / 2 - len + 1);
+            v = rnd();
+            poke_n(q, len, v);
+            for (unsigned i = 0; i < len; i++) {
+                uint64_t m = (q - tag_byte(area) + i) * 2;
+                uint8_t b = v >> (8 * i);
+
+                model[m] = b & 15;
+                model[m + 1] = b >> 4;
+            }
+            break;
+        case OP_TS_EDGE:
+            /* the first and last carveout bytes: the tags of RAM's edges */
+            q = rnd_below(2) ? cv_last : carveout;
+            v = rnd() & 0xff;
+            poke8(q, v);
+            model_edge[q == carveout ? 0 : 2] = v & 15;
+            model_edge[q == carveout ? 1 : 3] = v >> 4;
+            want = q == carveout ?
+                   model_edge[0] | model_edge[1] << 4 :
+                   model_edge[2] | model_edge[3] << 4;
+            if (peek8(q) != want) {
+                rnd_fail("ts-edge-data", q, peek8(q), want);
+            }
+            if (ldg(ram_base) != model_edge[0] ||
+                ldg(ram_base + GRANULE) != model_edge[1] ||
+                ldg(ram_last - GRANULE) != model_edge[2] ||
+                ldg(ram_last) != model_edge[3]) {
+                rnd_fail("ts-edge-ldg", q, ldg(ram_last), model_edge[3]);
+            }
+            break;
+        case OP_TS_TAGGED:
+            /* a Tagged access to tag storage: untagged, never faults */
+            q = tag_byte(area) + rnd_below(RND_GRANULES / 2);
+            p = ALIAS_VA + (q - 0x40000000ull);
+            stg(with_tag(p & ~(GRANULE - 1ull), t));
+            if (ldg(p) != 0) {
+                rnd_fail("ts-tagged-ldg", p, ldg(p), 0);
+            }
+            v = 0;
+            if (FAULTS(v = peek_n(with_tag(p, t), 1))) {
+                rnd_fail("ts-tagged-fault", p, 1, 0);
+            }
+            want = model_bytes(area, q, 1);
+            if (v != want) {
+                rnd_fail("ts-tagged-data", p, v, want);
+            }
+            break;
+        }
+    }
+
+    for (int i = 0; i < OP__MAX; i++) {
+        puts_uart("# ");
+        puts_uart(op_name[i]);
+        puts_uart(" ");
+        put_dec(counts[i]);
+        puts_uart("\n");
+    }
+    puts_uart("# random ops done ");
+    put_dec(rnd_op);
+    puts_uart("\n");
+    check("random-ops", !rnd_failed && rnd_op == ops);
+}
+
+/*
  * Tag-heavy microbenchmarks for bench/: one loop over a 32 MiB buffer,
  * @passes times, then power off through PSCI so that the host can time
  * the whole run.
@@ -824,6 +1170,8 @@ int main(void)
         gdb_scenario();
     } else if (MAILBOX[0] & FLAG_CHECK) {
         check_scenario();
+    } else if (MAILBOX[0] & FLAG_RANDOM) {
+        random_test(MAILBOX[4], MAILBOX[5]);
     } else {
         run_tests();
     }

@@ -23,6 +23,7 @@ _start:
     .balign 0x80
     sub     sp, sp, #(24 * 8)
     stp     x0, x1, [sp, #0]
+    stp     x2, x3, [sp, #16]       /* before x3 carries the type */
     mov     x3, #\type
     b       exc_common
 .endm
@@ -47,7 +48,6 @@ vectors:
     vector 15
 
 exc_common:
-    stp     x2, x3, [sp, #16]
     stp     x4, x5, [sp, #32]
     stp     x6, x7, [sp, #48]
     stp     x8, x9, [sp, #64]
