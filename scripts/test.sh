@@ -4,7 +4,7 @@
 set -eu
 . "$(dirname "$0")/common.sh"
 
-NINJA_TARGETS="tests/qtest/mte-tag-storage/mte-tag-storage-test
+NINJA_TARGETS="qemu-img tests/qtest/mte-tag-storage/mte-tag-storage-test
  tests/qtest/mte-tag-storage/mte-tag-storage-guest.elf" "$TOP/scripts/build.sh"
 
 # gdb >= 16 for the gdbstub test: MTS_GDB, else the vendored gdb 16.3

@@ -724,9 +724,9 @@ static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
 /*
  * Allocation tags are UNKNOWN after a reset on hardware; clear them, so
  * that a reset machine starts as a new one: all tags 0, no owners, no
- * counts.  Only pages holding non-zero bytes are written, so a carveout
- * the guest never used costs no host memory, and they are written through
- * the system address space, which drops any code translated from them.
+ * counts.  The first reset creates the machine and finds a new carveout;
+ * later ones write only pages holding non-zero bytes, through the system
+ * address space, which drops any code translated from them.
  */
 static void mte_tag_storage_reset_hold(Object *obj, ResetType type)
 {
@@ -735,6 +735,11 @@ static void mte_tag_storage_reset_hold(Object *obj, ResetType type)
     uint64_t size = memory_region_size(&s->carveout);
     uint64_t page = qemu_target_page_size(), off;
 
+    if (!s->ran) {
+        /* The reset that creates the machine: nothing was written yet */
+        s->ran = true;
+        return;
+    }
     for (off = 0; off < size; off += page) {
         if (buffer_is_zero(host + off, page)) {
             continue;

@@ -24,6 +24,8 @@
 #define FLAG_HOST       2
 #define FLAG_CHECK      16
 #define FLAG_RANDOM     32
+#define FLAG_PERSIST    64
+#define FLAG_RESET      128
 #define CHECK_FLOOD     100
 #define REPORTS_PER_SEC 20      /* MTE_TAG_STORAGE_REPORTS_PER_SEC */
 
@@ -257,6 +259,7 @@ typedef struct Guest {
     char *dir, *serial, *log;
     uint64_t ram_size, carveout;
     uint64_t args[2];   /* MAILBOX[4], [5] before the guest starts */
+    const char *extra;  /* more QEMU options */
 } Guest;
 
 static char *wait_serial(Guest *g, const char *marker)
@@ -279,7 +282,8 @@ static char *wait_serial(Guest *g, const char *marker)
     }
 }
 
-static void guest_start_opts(Guest *g, const char *machine, uint64_t flags)
+/* Start QEMU for the guest program, stopped */
+static void guest_launch(Guest *g, const char *machine)
 {
     const char *elf = g_getenv("MTS_GUEST_ELF");
 
@@ -292,8 +296,14 @@ static void guest_start_opts(Guest *g, const char *machine, uint64_t flags)
     g->qts = qtest_initf("-accel tcg -M virt,mte=on,%s "
                          "-cpu max -m 512M -nic none -S -kernel %s "
                          "-chardev file,id=ser,path=%s -serial chardev:ser "
-                         "-d guest_errors -D %s",
-                         machine, elf, g->serial, g->log);
+                         "-d guest_errors -D %s %s",
+                         machine, elf, g->serial, g->log,
+                         g->extra ? g->extra : "");
+}
+
+static void guest_start_opts(Guest *g, const char *machine, uint64_t flags)
+{
+    guest_launch(g, machine);
     qtest_writeq(g->qts, MAILBOX, MAILBOX_MAGIC | flags);
     qtest_writeq(g->qts, MAILBOX + 8, RAM_BASE);
     qtest_writeq(g->qts, MAILBOX + 16, g->ram_size);
@@ -723,6 +733,194 @@ static void test_random(const void *opaque)
     guest_finish(&g, out);
 }
 
+/* ---- snapshots, migration, reset ---- */
+
+/* SHA-256 of the whole carveout, read by the host with pmemsave */
+static char *carveout_sha(Guest *g)
+{
+    g_autofree char *path = g_build_filename(g->dir, "carveout.bin", NULL);
+    g_autofree char *data = NULL;
+    gsize len;
+
+    qtest_qmp_assert_success(g->qts, "{ 'execute': 'pmemsave', 'arguments': "
+                             "{ 'val': %" PRIu64 ", 'size': %" PRIu64 ", "
+                             "'filename': %s } }", g->carveout,
+                             g->ram_size / 32, path);
+    g_assert(g_file_get_contents(path, &data, &len, NULL));
+    g_assert_cmpuint(len, ==, g->ram_size / 32);
+    unlink(path);
+    return g_compute_checksum_for_data(G_CHECKSUM_SHA256, (guchar *)data,
+                                       len);
+}
+
+static char *zeros_sha(uint64_t len)
+{
+    g_autofree guchar *zeros = g_malloc0(len);
+
+    return g_compute_checksum_for_data(G_CHECKSUM_SHA256, zeros, len);
+}
+
+static int count_lines(const char *out, const char *line)
+{
+    g_autofree char *l = g_strdup_printf("\n%s\n", line);
+    int n = 0;
+
+    for (const char *p = out; (p = strstr(p, l)); p++) {
+        n++;
+    }
+    return n;
+}
+
+static void run_qemu_img(const char *args)
+{
+    const char *img = g_getenv("QTEST_QEMU_IMG");
+    g_autofree char *cmd = NULL;
+    g_autofree char *err = NULL;
+    int status;
+
+    g_assert(img);
+    cmd = g_strdup_printf("%s %s", img, args);
+    g_assert(g_spawn_command_line_sync(cmd, NULL, &err, &status, NULL));
+    if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+        g_test_message("%s: %s", cmd, err);
+        g_assert_not_reached();
+    }
+}
+
+/* savevm, scramble the tags, loadvm: every carveout byte comes back */
+static void test_snapshot(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("mts-snap-XXXXXX", NULL);
+    g_autofree char *disk = g_build_filename(dir, "disk.qcow2", NULL);
+    g_autofree char *create = g_strdup_printf("create -q -f qcow2 %s 16M",
+                                              disk);
+    g_autofree char *extra = g_strdup_printf("-drive if=none,id=d0,"
+                                             "format=qcow2,file=%s", disk);
+    g_autofree char *saved = NULL, *scrambled = NULL, *loaded = NULL;
+    g_autofree char *hmp = NULL;
+    Guest g = { .extra = extra };
+    char *out;
+
+    run_qemu_img(create);
+    guest_start_opts(&g, "tag-storage=on", FLAG_TAG_STORAGE | FLAG_PERSIST);
+    host_wait(&g, 20);
+    qtest_qmp_assert_success(g.qts, "{ 'execute': 'stop' }");
+    saved = carveout_sha(&g);
+    hmp = qtest_hmp(g.qts, "savevm snap1");
+    g_assert_cmpstr(hmp, ==, "");
+    qtest_qmp_assert_success(g.qts, "{ 'execute': 'cont' }");
+    host_ack(&g, 20);
+
+    /* the guest verified the tags, then wrote others */
+    host_wait(&g, 21);
+    scrambled = carveout_sha(&g);
+    g_assert_cmpstr(scrambled, !=, saved);
+    qtest_qmp_assert_success(g.qts, "{ 'execute': 'stop' }");
+    g_free(hmp);
+    hmp = qtest_hmp(g.qts, "loadvm snap1");
+    g_assert_cmpstr(hmp, ==, "");
+    loaded = carveout_sha(&g);
+    g_assert_cmpstr(loaded, ==, saved);
+
+    /* back in stage 20: the guest checks the tags of the snapshot */
+    qtest_writeq(g.qts, MAILBOX + 56, 1);
+    qtest_qmp_assert_success(g.qts, "{ 'execute': 'cont' }");
+    host_ack(&g, 20);
+    out = wait_serial(&g, "END\n");
+    g_assert_cmpint(count_lines(out, "ok persist-tags"), ==, 2);
+    g_assert_cmpint(count_lines(out, "ok persist-checks"), ==, 2);
+    g_assert_null(strstr(out, "persist-scrambled"));
+    g_assert_nonnull(strstr(out, "RESULT pass=2 fail=0\n"));
+    guest_finish(&g, out);
+    unlink(disk);
+    rmdir(dir);
+}
+
+static void wait_migration(QTestState *qts)
+{
+    for (int i = 0;; i++) {
+        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-migrate' }");
+        const char *st = qdict_get_try_str(qdict_get_qdict(rsp, "return"),
+                                           "status");
+        bool done = st && !strcmp(st, "completed");
+
+        g_assert(!st || strcmp(st, "failed"));
+        qobject_unref(rsp);
+        if (done) {
+            return;
+        }
+        g_assert_cmpint(i, <, 30000);
+        g_usleep(1000);
+    }
+}
+
+/* Migration to a file and into a second QEMU */
+static void test_migrate(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("mts-mig-XXXXXX", NULL);
+    g_autofree char *file = g_build_filename(dir, "vm.mig", NULL);
+    g_autofree char *incoming = g_strdup_printf("-incoming file:%s", file);
+    g_autofree char *before = NULL, *after = NULL;
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    Guest src = {}, dst = { .extra = incoming };
+    char *out;
+
+    guest_start_opts(&src, "tag-storage=on", FLAG_TAG_STORAGE | FLAG_PERSIST);
+    host_wait(&src, 20);
+    qtest_qmp_assert_success(src.qts, "{ 'execute': 'stop' }");
+    before = carveout_sha(&src);
+    qtest_qmp_assert_success(src.qts, "{ 'execute': 'migrate', 'arguments': "
+                             "{ 'uri': %s } }", uri);
+    wait_migration(src.qts);
+    qtest_quit(src.qts);
+
+    /* The guest's memory, mailbox included, comes from the stream */
+    guest_launch(&dst, "tag-storage=on");
+    wait_migration(dst.qts);
+    after = carveout_sha(&dst);
+    g_assert_cmpstr(after, ==, before);
+    qtest_writeq(dst.qts, MAILBOX + 56, 1);
+    qtest_qmp_assert_success(dst.qts, "{ 'execute': 'cont' }");
+    host_ack(&dst, 20);
+    out = wait_serial(&dst, "END\n");
+    /* the destination's console starts after the migration */
+    g_assert(g_str_has_prefix(out, "ok persist-tags\nok persist-checks\n"));
+    g_assert_nonnull(strstr(out, "RESULT pass=2 fail=0\n"));
+    guest_finish(&dst, out);
+    unlink(src.serial);
+    unlink(src.log);
+    rmdir(src.dir);
+    unlink(file);
+    rmdir(dir);
+}
+
+/* system_reset clears the carveout, and code translated from it */
+static void test_reset(void)
+{
+    g_autofree char *before = NULL, *after = NULL, *zeros = NULL;
+    Guest g = {};
+    char *out;
+
+    guest_start_opts(&g, "tag-storage=on", FLAG_TAG_STORAGE | FLAG_RESET);
+    host_wait(&g, 30);
+    zeros = zeros_sha(g.ram_size / 32);
+    before = carveout_sha(&g);
+    g_assert_cmpstr(before, !=, zeros);
+    qtest_writeq(g.qts, MAILBOX + 56, 1);
+    qtest_qmp_assert_success(g.qts, "{ 'execute': 'stop' }");
+    qtest_qmp_assert_success(g.qts, "{ 'execute': 'system_reset' }");
+    qtest_qmp_eventwait(g.qts, "RESET");
+    after = carveout_sha(&g);
+    g_assert_cmpstr(after, ==, zeros);
+    qtest_qmp_assert_success(g.qts, "{ 'execute': 'cont' }");
+    out = wait_serial(&g, "END\n");
+    assert_checks(out, (const char *const[]) {
+        "reset-before-exec", "reset-tags-zero", "reset-code-bytes-zero",
+        "reset-no-stale-code", NULL });
+    g_assert_nonnull(strstr(out, "RESULT pass=3 fail=0\n"));
+    guest_finish(&g, out);
+}
+
 int main(int argc, char **argv)
 {
     static const DTCase dt_cases[] = {
@@ -753,6 +951,9 @@ int main(int argc, char **argv)
     qtest_add_data_func("mte-tag-storage/check/stop", "stop", test_check);
     qtest_add_func("mte-tag-storage/check/off", test_check_off);
     qtest_add_func("mte-tag-storage/check/absent", test_check_absent);
+    qtest_add_func("mte-tag-storage/persist/snapshot", test_snapshot);
+    qtest_add_func("mte-tag-storage/persist/migrate", test_migrate);
+    qtest_add_func("mte-tag-storage/persist/reset", test_reset);
     qtest_add_data_func("mte-tag-storage/random/tag-storage-on",
                         GINT_TO_POINTER(1), test_random);
     qtest_add_data_func("mte-tag-storage/random/tag-storage-off",

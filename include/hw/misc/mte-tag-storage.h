@@ -65,6 +65,7 @@ struct MTETagStorageState {
     MemoryRegion tag_alias;  /* the carveout, seen from the tag space */
     MemoryRegion self_tags;  /* tags of the carveout itself: none */
     unsigned long *self_tag_reported;  /* carveout pages already logged */
+    bool ran;                /* past the reset that creates the machine */
     QTAILQ_ENTRY(MTETagStorageState) next;
 
     /* reuse checker, used when check != MTE_TAG_STORAGE_CHECK_OFF */

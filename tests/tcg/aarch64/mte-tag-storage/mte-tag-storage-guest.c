@@ -26,7 +26,9 @@
  * the image (QEMU puts the DTB at the start of RAM).
  * [0] MAILBOX_MAGIC | flags, [1] tagged RAM base, [2] tagged RAM size,
  * [3] carveout base, [4] stage reached by the guest, [5] stage acked,
- * [6] PC of the access that the host is to expect a report for.
+ * [6] PC of the access that the host is to expect a report for,
+ * [7] set by the host when it restored a snapshot (FLAG_PERSIST) or reset
+ * the machine (FLAG_RESET).
  */
 #define MAILBOX         ((volatile uint64_t *)0x40400000) /* host-written */
 #define MAILBOX_MAGIC   0x4d54532d54455300ull /* "MTS-TES", flags */
@@ -36,6 +38,8 @@
 #define FLAG_BENCH      8   /* run benchmark MAILBOX[4], MAILBOX[5] passes */
 #define FLAG_CHECK      16  /* only run the reuse checker scenario */
 #define FLAG_RANDOM     32  /* randomized test: MAILBOX[4] seed, [5] ops */
+#define FLAG_PERSIST    64  /* tags across savevm/loadvm and migration */
+#define FLAG_RESET      128 /* tags set, then the host resets the machine */
 
 #define GRANULE         16
 #define PAGE            4096
@@ -117,8 +121,17 @@ static volatile int expect_fault;       /* shared with exc_handler */
 static volatile int fault_count;        /* updated by exc_handler */
 static volatile uint64_t fault_esr, fault_far;  /* from exc_handler */
 
-uint64_t exc_handler(uint64_t esr, uint64_t far, uint64_t elr, uint64_t type)
+static volatile int expect_undef;       /* see test_after_reset() */
+
+uint64_t exc_handler(uint64_t esr, uint64_t far, uint64_t elr, uint64_t type,
+                     uint64_t lr)
 {
+    if (type == 4 && expect_undef && (esr >> 26) == 0) {
+        /* an undefined instruction in a called function: return from it */
+        expect_undef = 0;
+        fault_esr = esr;
+        return lr;
+    }
     if (type == 4 && expect_fault) {
         expect_fault = 0;
         fault_esr = esr;
@@ -1084,6 +1097,91 @@ static void random_test(uint64_t seed, uint64_t ops)
 }
 
 /*
+ * Snapshots and migration (FLAG_PERSIST): tags from a seeded generator on
+ * 1 MiB, then stage 20, where the host saves the VM (savevm, or migration
+ * to another QEMU).  After it the guest verifies every tag and that tag
+ * checks still work.  On the first pass (MAILBOX[7] == 0) it then writes
+ * other tags and reaches stage 21, where the host may load the snapshot:
+ * the guest is back in stage 20 with the first tags, and verifies again.
+ */
+#define PERSIST_LEN     (1024 * 1024)
+
+static void persist_fill(uint64_t a, uint64_t seed)
+{
+    rnd_state = seed;
+    for (uint64_t p = a; p < a + PERSIST_LEN; p += GRANULE) {
+        stg(with_tag(p, rnd() & 15));
+    }
+}
+
+static int persist_verify(uint64_t a, uint64_t seed)
+{
+    int ok = 1;
+
+    rnd_state = seed;
+    for (uint64_t p = a; p < a + PERSIST_LEN; p += GRANULE) {
+        ok &= ldg(p) == (rnd() & 15);
+    }
+    return ok;
+}
+
+static void persist_scenario(void)
+{
+    uint64_t a = ram_base + ram_size / 2 + 0x100000;
+    uint64_t g = a + 0x12340 / GRANULE * GRANULE;
+
+    persist_fill(a, 0x5eed);
+    host_stage(20);
+    check("persist-tags", persist_verify(a, 0x5eed));
+    check("persist-checks",
+          !FAULTS(load64(with_tag(g, ldg(g)))) &&
+          FAULTS(load64(with_tag(g, ldg(g) + 1))));
+    if (!MAILBOX[7]) {
+        persist_fill(a, 0xbad);
+        host_stage(21);
+        check("persist-scrambled", !persist_verify(a, 0x5eed));
+    }
+}
+
+/*
+ * Reset (FLAG_RESET): tags on 1 MiB and a function in the carveout that
+ * returns 1, run once so that QEMU translates it; stage 30, where the
+ * host resets the machine and sets MAILBOX[7].  The program starts again
+ * and checks that the reset cleared the carveout: tags read 0, and the
+ * function's bytes are gone, so calling it runs zeros (an undefined
+ * instruction) rather than stale translated code.
+ */
+static void reset_scenario(void)
+{
+    uint64_t a = ram_base + ram_size / 2 + 0x100000;
+    uint64_t code = carveout + ram_size / 32 - 3 * PAGE;
+
+    persist_fill(a, 0x5eed);
+    write_code(code, 0x52800020);       /* movz w0, #1 */
+    check_eq("reset-before-exec", ((fn_t)code)(), 1);
+    host_stage(30);
+    check("reset-not-reached", 0);
+}
+
+static void test_after_reset(void)
+{
+    uint64_t a = ram_base + ram_size / 2 + 0x100000;
+    uint64_t code = carveout + ram_size / 32 - 3 * PAGE;
+    uint64_t r;
+    int zero = 1;
+
+    for (uint64_t p = a; p < a + PERSIST_LEN; p += GRANULE) {
+        zero &= ldg(p) == 0;
+    }
+    check("reset-tags-zero", zero);
+    check_eq("reset-code-bytes-zero", peek8(code) | peek8(code + 4), 0);
+    expect_undef = 1;
+    /* zeros fault at once, leaving the argument in w0; stale code: 1 */
+    r = ((int (*)(int))code)(0x1234);
+    check("reset-no-stale-code", !expect_undef && r == 0x1234);
+}
+
+/*
  * Tag-heavy microbenchmarks for bench/: one loop over a 32 MiB buffer,
  * @passes times, then power off through PSCI so that the host can time
  * the whole run.
@@ -1172,6 +1270,14 @@ int main(void)
         check_scenario();
     } else if (MAILBOX[0] & FLAG_RANDOM) {
         random_test(MAILBOX[4], MAILBOX[5]);
+    } else if (MAILBOX[0] & FLAG_PERSIST) {
+        persist_scenario();
+    } else if (MAILBOX[0] & FLAG_RESET) {
+        if (MAILBOX[7]) {
+            test_after_reset();
+        } else {
+            reset_scenario();
+        }
     } else {
         run_tests();
     }

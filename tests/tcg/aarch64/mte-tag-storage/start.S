@@ -18,7 +18,7 @@ _start:
 1:  wfi
     b       1b
 
-/* Save the caller-saved registers, call exc_handler(esr, far, elr, type) */
+/* Save the caller-saved registers, call exc_handler(esr, far, elr, type, lr) */
 .macro vector type
     .balign 0x80
     sub     sp, sp, #(24 * 8)
@@ -60,6 +60,7 @@ exc_common:
     mrs     x0, esr_el1
     mrs     x1, far_el1
     mrs     x2, elr_el1
+    ldr     x4, [sp, #160]          /* the interrupted code's x30 */
     bl      exc_handler
     msr     elr_el1, x0
     ldp     x2, x3, [sp, #16]
