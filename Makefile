@@ -1,6 +1,6 @@
 # Thin wrapper: the work is done by scripts/.
 .PHONY: all deps prepare build demo shell check patches export check-series \
-        reset-tree bench clean
+        reset-tree bench sanitize clean
 
 all: demo
 
@@ -43,6 +43,10 @@ reset-tree:
 	rm -f build/src/.applied-tree
 	git -C build/src reset -q --hard v10.2.2
 	scripts/prepare-tree.sh
+
+# QEMU with ASan and UBSan in build/asan, and our tests under it
+sanitize: deps
+	scripts/sanitize.sh
 
 # Compare with stock QEMU 10.2.2 (builds it once in build/stock)
 bench: deps

@@ -1,0 +1,48 @@
+#!/bin/sh
+# QEMU built with AddressSanitizer and UndefinedBehaviorSanitizer in
+# build/asan (same source and flags as the main build), then every meson
+# test of ours run under it (qtests, bare-metal guests, the randomized
+# test, gdbstub).  Sanitizer reports go to build/asan-reports/; the run
+# fails if there is any.  Leak checking is off: QEMU does not free
+# everything at exit, and that is not what this looks for.
+set -eu
+. "$(dirname "$0")/common.sh"
+ASAN_OBJ=$BUILD_ROOT/asan
+REPORTS=$BUILD_ROOT/asan-reports
+flags="$CONFIGURE_FLAGS --enable-asan --enable-ubsan"
+
+"$TOP/scripts/prepare-tree.sh"
+if [ ! -f "$ASAN_OBJ/build.ninja" ] || [ ! -f "$ASAN_OBJ/.configure-flags" ] ||
+   [ "$(cat "$ASAN_OBJ/.configure-flags")" != "$flags" ]; then
+    say "configuring the sanitizer build in $ASAN_OBJ"
+    rm -rf "$ASAN_OBJ"
+    mkdir -p "$ASAN_OBJ"
+    # shellcheck disable=SC2086
+    (cd "$ASAN_OBJ" && "$SRC/configure" $flags) > "$BUILD_ROOT/asan-configure.log" 2>&1 ||
+        die "configure failed; see $BUILD_ROOT/asan-configure.log"
+    echo "$flags" > "$ASAN_OBJ/.configure-flags"
+fi
+start=$(date +%s)
+say "building with ASan and UBSan (ninja -C $ASAN_OBJ)"
+ninja -C "$ASAN_OBJ" qemu-system-aarch64 qemu-img \
+    tests/qtest/mte-tag-storage/mte-tag-storage-test \
+    tests/qtest/mte-tag-storage/mte-tag-storage-guest.elf 2>&1 |
+    "$TOP/scripts/progress.py"
+built=$(date +%s)
+
+rm -rf "$REPORTS"
+mkdir -p "$REPORTS"
+export ASAN_OPTIONS="detect_leaks=0:log_path=$REPORTS/asan"
+export UBSAN_OPTIONS="print_stacktrace=1:log_path=$REPORTS/ubsan"
+say "running meson test --suite mte-tag-storage under the sanitizers"
+rc=0
+(cd "$ASAN_OBJ" && /usr/bin/python3 -m mesonbuild.mesonmain test --no-rebuild \
+    --suite mte-tag-storage --timeout-multiplier 4 --print-errorlogs) || rc=$?
+done_at=$(date +%s)
+n=$(find "$REPORTS" -type f | wc -l)
+for f in $(find "$REPORTS" -type f); do
+    say "report $f:"
+    head -n 30 "$f"
+done
+say "build $((built - start)) s, tests $((done_at - built)) s; $n sanitizer reports; meson test exit $rc"
+[ "$n" = 0 ] && [ "$rc" = 0 ]
