@@ -346,6 +346,10 @@ static int heap_child(void)
 {
     struct sigaction sa = { .sa_sigaction = on_segv, .sa_flags = SA_SIGINFO };
     char *a = malloc(48);
+    unsigned long map_start = 0, map_end = 0;
+    char line[256];
+    FILE *maps;
+    int ret = 0;
 
     sigaction(SIGSEGV, &sa, NULL);
     printf("# heap pointer %p\n", a);
@@ -357,13 +361,29 @@ static int heap_child(void)
     /* the allocation's granules carry the pointer's tag, others fault */
     if (ldg(a) != ((uintptr_t)a >> 56 & 15) ||
         ldg(a + 32) != ((uintptr_t)a >> 56 & 15)) {
-        return 1;
+        ret = 1;
+    } else if (FAULT_CODE(store(with_tag(a, ((uintptr_t)a >> 56) + 1), 1)) !=
+               SEGV_MTESERR) {
+        ret = 1;
     }
-    if (FAULT_CODE(store(with_tag(a, ((uintptr_t)a >> 56) + 1), 1)) !=
-        SEGV_MTESERR) {
-        return 1;
+    /* every mapping glibc made with PROT_MTE ("mt" in VmFlags) */
+    maps = fopen("/proc/self/smaps", "r");
+    while (maps && fgets(line, sizeof(line), maps)) {
+        unsigned long s, e;
+
+        /* a mapping's first line: "start-end perms ..." */
+        if (sscanf(line, "%lx-%lx ", &s, &e) == 2) {
+            map_start = s;
+            map_end = e;
+        } else if (!strncmp(line, "VmFlags:", 8) && strstr(line, " mt") &&
+                   map_end > map_start) {
+            report_tagged((void *)map_start, map_end - map_start);
+        }
     }
-    return 0;
+    if (maps) {
+        fclose(maps);
+    }
+    return ret;
 }
 
 /* malloc-heavy workload with heap tagging, for bench/ */

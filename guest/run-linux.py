@@ -55,6 +55,8 @@ def main():
     ap.add_argument('--timeout', type=int, default=180)
     ap.add_argument('--log', required=True, help='console log file')
     ap.add_argument('--quiet', action='store_true')
+    ap.add_argument('--extra', default='',
+                    help='more QEMU options, e.g. -numa ...')
     ap.add_argument('--expect-violations', metavar='R1,R2,R3',
                     help='with tag-storage-check: exact violation counts '
                     'from query-mte-tag-storage at power-off')
@@ -68,7 +70,7 @@ def main():
            '-nic', 'none', '-display', 'none', '-no-shutdown',
            '-serial', 'file:' + a.log, '-qmp', 'unix:%s,server=on,wait=off'
            % sock, '-kernel', a.kernel, '-initrd', a.initrd,
-           '-append', 'console=ttyAMA0 panic=-1 quiet']
+           '-append', 'console=ttyAMA0 panic=-1 quiet'] + a.extra.split()
     start = time.time()
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     deadline = start + a.timeout
@@ -104,8 +106,12 @@ def main():
                         a.expect_violations))
             if got != a.expect_violations or r['tag-writes'] == 0:
                 ok = False
-        if m and ok:
-            base, size = int(m.group(1), 16), int(m.group(2), 16)
+        # the host's view of the carveouts: one per NUMA node, contiguous
+        regions = qmp(f, 'query-mte-tag-storage').get('return',
+                                                      {}).get('regions')
+        if m and ok and regions:
+            base = regions[0]['carveout-base']
+            size = sum(r['carveout-size'] for r in regions)
             qmp(f, 'pmemsave', val=base, size=size, filename=dump)
             data = open(dump, 'rb').read()
             allowed = bytearray(size)

@@ -42,6 +42,22 @@ for cfg in tag-storage=off \
         fail=1
     fi
 done
+# Two NUMA nodes: a carveout per node, each tied to its memory node
+name=numa_v3
+numa="-smp 2 -object memory-backend-ram,id=m0,size=1G
+ -object memory-backend-ram,id=m1,size=1G
+ -numa node,nodeid=0,memdev=m0,cpus=0 -numa node,nodeid=1,memdev=m1,cpus=1"
+if /usr/bin/python3 "$TOP/guest/run-linux.py" --qemu "$QEMU_BIN" \
+       --kernel "$kernel" --initrd "$initrd" \
+       --machine tag-storage=on,tag-storage-binding=v3 --extra "$numa" \
+       --log "$logs/$name.console" --quiet > "$logs/$name.report" 2>&1; then
+    echo "ok linux/$name $(grep '^guest checks' "$logs/$name.report")"
+else
+    sed 's/^/#   /' "$logs/$name.report"
+    echo "not ok linux/$name (console: $logs/$name.console)"
+    fail=1
+fi
+
 # The reuse checker: the unmodified kernel never breaks a rule; the
 # reuse probe (v1) breaks R1 4 times (2 LDG, a faulting and a passing
 # load after its data write) and R2 128 times (it reads 128 tag bytes).

@@ -29,7 +29,8 @@ MTETagStorageDirect mte_tag_storage_direct[MTE_TAG_STORAGE_MAX_DIRECT];
 unsigned mte_tag_storage_ndirect;
 
 void mte_tag_storage_add_direct(hwaddr tagged_base, hwaddr tagged_size,
-                                MemoryRegion *tags, bool hidden)
+                                MemoryRegion *tags, hwaddr tags_offset,
+                                bool hidden)
 {
 }
 

@@ -35,6 +35,7 @@
 #include "monitor/monitor.h"
 #include "qobject/qdict.h"
 #include "system/address-spaces.h"
+#include "system/hostmem.h"
 #include "system/device_tree.h"
 #include "trace.h"
 
@@ -156,7 +157,8 @@ MTETagStorageDirect mte_tag_storage_direct[MTE_TAG_STORAGE_MAX_DIRECT];
 unsigned mte_tag_storage_ndirect;
 
 void mte_tag_storage_add_direct(hwaddr tagged_base, hwaddr tagged_size,
-                                MemoryRegion *tags, bool hidden)
+                                MemoryRegion *tags, hwaddr tags_offset,
+                                bool hidden)
 {
     MTETagStorageDirect *d;
 
@@ -167,6 +169,7 @@ void mte_tag_storage_add_direct(hwaddr tagged_base, hwaddr tagged_size,
     d->tagged_base = tagged_base;
     d->tagged_size = tagged_size;
     d->tags = tags;
+    d->tags_offset = tags_offset;
     d->hidden = hidden;
     /* Publish the entry before the count that makes it visible */
     qatomic_store_release(&mte_tag_storage_ndirect,
@@ -282,12 +285,15 @@ static void report_violation(MTETagStorageState *s, MTETagStorageRule rule,
     }
 }
 
-static MTETagStorageState *checked_carveout(MemoryRegion *mr)
+/* The tag storage whose RAM is at @offset in @mr; @offset becomes its own */
+static MTETagStorageState *carveout_of(MemoryRegion *mr, hwaddr *offset)
 {
     MTETagStorageState *s;
 
     QTAILQ_FOREACH(s, &tag_storages, next) {
-        if (mr == &s->carveout && s->owner) {
+        if (mr == s->ram && *offset - s->ram_offset <
+                            memory_region_size(&s->carveout)) {
+            *offset -= s->ram_offset;
             return s;
         }
     }
@@ -298,11 +304,11 @@ void mte_tag_storage_tag_access(CPUState *cs, MemoryRegion *mr,
                                 hwaddr offset, unsigned len, bool write,
                                 hwaddr paddr, uintptr_t ra)
 {
-    MTETagStorageState *s = checked_carveout(mr);
+    MTETagStorageState *s = carveout_of(mr, &offset);
     uint8_t *owner;
     unsigned i;
 
-    if (!s) {
+    if (!s || !s->owner) {
         return;  /* hidden tag RAM, e.g. the secure tag space */
     }
     trace_mte_tag_storage_tag_access(paddr, s->carveout_base + offset, len,
@@ -405,7 +411,7 @@ static MemTxResult checked_write(void *opaque, hwaddr addr, uint64_t data,
     memset(s->owner + addr, MTE_TAG_STORAGE_BYTE_DATA, size);
     stn_le_p((uint8_t *)memory_region_get_ram_ptr(&s->carveout) + addr, size,
              data);
-    memory_region_set_dirty(&s->carveout, addr, size);
+    memory_region_set_dirty(s->ram, s->ram_offset + addr, size);
     return MEMTX_OK;
 }
 
@@ -563,11 +569,9 @@ void hmp_info_mte_tag_storage(Monitor *mon, const QDict *qdict)
 bool mte_tag_storage_guest_paddr(MemoryRegion *mr, hwaddr offset,
                                  hwaddr *paddr)
 {
-    MTETagStorageState *s;
+    MTETagStorageState *s = carveout_of(mr, &offset);
 
-    s = (MTETagStorageState *)object_dynamic_cast(mr->owner,
-                                                  TYPE_MTE_TAG_STORAGE);
-    if (!s || mr != &s->carveout) {
+    if (!s) {
         return false;
     }
     *paddr = s->carveout_base + offset;
@@ -631,6 +635,9 @@ void mte_tag_storage_fdt_populate(MTETagStorageState *s, void *fdt)
         qemu_fdt_add_subnode(fdt, node);
         qemu_fdt_setprop_string(fdt, node, "device_type", "memory");
         fdt_setprop_reg(fdt, node, acells, scells, s->carveout_base, size);
+        if (s->numa_node >= 0) {
+            qemu_fdt_setprop_cell(fdt, node, "numa-node-id", s->numa_node);
+        }
         g_free(node);
 
         if (fdt_path_offset(fdt, rsv) < 0) {
@@ -652,6 +659,9 @@ void mte_tag_storage_fdt_populate(MTETagStorageState *s, void *fdt)
         qemu_fdt_setprop_cell(fdt, node, "block-size", s->block_size);
         qemu_fdt_setprop_cell(fdt, node, "tagged-memory", phandle);
         qemu_fdt_setprop(fdt, node, "reusable", NULL, 0);
+        if (s->numa_node >= 0) {
+            qemu_fdt_setprop_cell(fdt, node, "numa-node-id", s->numa_node);
+        }
         break;
     default:
         g_assert_not_reached();
@@ -682,10 +692,31 @@ static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
         return;
     }
 
-    /* Ordinary RAM: migrated, executable, reachable by DMA */
-    if (!memory_region_init_ram(&s->carveout, OBJECT(s), "mte-tag-storage",
-                                size, errp)) {
-        return;
+    if (s->memdev) {
+        /* The user's memory backend, which the board made migratable */
+        s->ram = host_memory_backend_get_memory(s->memdev);
+        s->ram_offset = s->memdev_offset;
+        if (s->ram_offset + size < s->ram_offset ||
+            s->ram_offset + size > memory_region_size(s->ram)) {
+            error_setg(errp, "memdev is too small for a carveout of 0x%"
+                       PRIx64 " bytes at offset 0x%" PRIx64, size,
+                       s->ram_offset);
+            return;
+        }
+        memory_region_init_alias(&s->carveout, OBJECT(s), "mte-tag-storage",
+                                 s->ram, s->ram_offset, size);
+    } else {
+        /* Ordinary RAM: migrated, executable, reachable by DMA */
+        g_autofree char *name = s->numa_node >= 0 ?
+            g_strdup_printf("mte-tag-storage.node%d", s->numa_node) :
+            g_strdup("mte-tag-storage");
+
+        if (!memory_region_init_ram(&s->carveout, OBJECT(s), name, size,
+                                    errp)) {
+            return;
+        }
+        s->ram = &s->carveout;
+        s->ram_offset = 0;
     }
     if (s->check == MTE_TAG_STORAGE_CHECK_OFF) {
         sysbus_init_mmio(SYS_BUS_DEVICE(s), &s->carveout);
@@ -706,8 +737,8 @@ static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
     }
     QTAILQ_INSERT_TAIL(&tag_storages, s, next);
 
-    mte_tag_storage_add_direct(s->tagged_base, s->tagged_size, &s->carveout,
-                               false);
+    mte_tag_storage_add_direct(s->tagged_base, s->tagged_size, s->ram,
+                               s->ram_offset, false);
 
     memory_region_init_alias(&s->tag_alias, OBJECT(s), "mte-tag-storage.tags",
                              &s->carveout, 0, size);
@@ -747,7 +778,7 @@ static void mte_tag_storage_reset_hold(Object *obj, ResetType type)
         if (s->owner) {
             /* Through checked_ops, code from here is never cached */
             memset(host + off, 0, page);
-            memory_region_set_dirty(&s->carveout, off, page);
+            memory_region_set_dirty(s->ram, s->ram_offset + off, page);
         } else {
             address_space_set(&address_space_memory, s->carveout_base + off,
                               0, page, MEMTXATTRS_UNSPECIFIED);
@@ -838,6 +869,10 @@ static const Property mte_tag_storage_properties[] = {
                       MTE_TAG_STORAGE_BINDING_V3),
     DEFINE_PROP_UINT8("check", MTETagStorageState, check,
                       MTE_TAG_STORAGE_CHECK_OFF),
+    DEFINE_PROP_INT32("numa-node", MTETagStorageState, numa_node, -1),
+    DEFINE_PROP_LINK("memdev", MTETagStorageState, memdev,
+                     TYPE_MEMORY_BACKEND, HostMemoryBackend *),
+    DEFINE_PROP_UINT64("memdev-offset", MTETagStorageState, memdev_offset, 0),
 };
 
 static void mte_tag_storage_class_init(ObjectClass *klass, const void *data)

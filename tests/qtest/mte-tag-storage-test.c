@@ -156,6 +156,68 @@ static void test_dt(const void *opaque)
     check_dt(fdt, c->binding, c->block_size);
 }
 
+/*
+ * Two NUMA nodes of 512 MiB and 1 GiB: one carveout per node, after all
+ * RAM, in node order, each tied to its node's memory node, as in the RFC
+ * v3 FVP example with two memory nodes and two tag regions.
+ */
+#define NUMA_ARGS "-m 1536M -smp 2 " \
+    "-object memory-backend-ram,id=m0,size=512M " \
+    "-object memory-backend-ram,id=m1,size=1G " \
+    "-numa node,nodeid=0,memdev=m0,cpus=0 -numa node,nodeid=1,memdev=m1,cpus=1"
+
+static void test_dt_numa(const void *opaque)
+{
+    const char *binding = opaque;
+    static const struct {
+        uint64_t ram, ram_size, carveout;
+    } node[2] = {
+        { 0x40000000, 0x20000000, 0xa0000000 },     /* 512 MiB / 32 */
+        { 0x60000000, 0x40000000, 0xa1000000 },     /* then 1 GiB / 32 */
+    };
+    g_autofree char *opts = g_strdup_printf("tag-storage=on,"
+                                            "tag-storage-binding=%s",
+                                            binding);
+    size_t len;
+    g_autofree void *fdt = dump_dtb(opts, NUMA_ARGS, &len);
+    bool v3 = !strcmp(binding, "v3");
+    int n = 0;
+
+    for (int i = 0; i < 2; i++) {
+        g_autofree char *mpath = g_strdup_printf("/memory@%" PRIx64,
+                                                 node[i].ram);
+        g_autofree char *tpath = g_strdup_printf(
+            "%s@%" PRIx64, v3 ? "/reserved-memory/tag-storage" :
+            !strcmp(binding, "v1") ? "/metadata" : "/tag-storage",
+            node[i].carveout);
+        int mem = fdt_path_offset(fdt, mpath);
+        int ts = fdt_path_offset(fdt, tpath);
+
+        g_assert_cmpint(mem, >=, 0);
+        g_assert_cmpint(ts, >=, 0);
+        g_assert_cmpuint(fdt_u32(fdt, mem, "numa-node-id"), ==, i);
+        g_assert_cmphex(fdt_reg_cell64(fdt, mem, 1), ==, node[i].ram_size);
+        g_assert_cmphex(fdt_reg_cell64(fdt, ts, 0), ==, node[i].carveout);
+        g_assert_cmphex(fdt_reg_cell64(fdt, ts, 1), ==, node[i].ram_size / 32);
+        g_assert_cmpuint(fdt_u32(fdt, ts, v3 ? "tagged-memory" : "memory"),
+                         ==, fdt_get_phandle(fdt, mem));
+        if (v3) {
+            g_autofree char *cpath = g_strdup_printf("/memory@%" PRIx64,
+                                                     node[i].carveout);
+            int cmem = fdt_path_offset(fdt, cpath);
+
+            g_assert_cmpuint(fdt_u32(fdt, ts, "numa-node-id"), ==, i);
+            g_assert_cmpint(cmem, >=, 0);
+            g_assert_cmpuint(fdt_u32(fdt, cmem, "numa-node-id"), ==, i);
+        }
+    }
+    for (int off = -1; (off = fdt_node_offset_by_compatible(fdt, off,
+                                        "arm,mte-tag-storage")) >= 0;) {
+        n++;
+    }
+    g_assert_cmpint(n, ==, 2);
+}
+
 static void test_dt_default(void)
 {
     size_t len;
@@ -206,9 +268,25 @@ static const ErrCase err_cases[] = {
       "requires mte=on" },
     { "-accel qtest -M virt,mte=on,tag-storage=on -cpu max",
       "only supported with TCG" },
-    { TS " -cpu max -m 512M -object memory-backend-ram,id=m0,size=512M "
-      "-numa node,memdev=m0",
-      "-numa is not supported yet" },
+    { TS " -cpu max -m 576M -object memory-backend-ram,id=m0,size=512M "
+      "-object memory-backend-ram,id=m1,size=64M "
+      "-numa node,memdev=m0 -numa node,memdev=m1,nodeid=1 "
+      "-M tag-storage-block-size=4M",
+      "NUMA node 1: tag-storage-block-size=4194304 does not divide" },
+    { TS " -cpu max -m 544M -object memory-backend-ram,id=m0,size=512M "
+      "-object memory-backend-ram,id=m1,size=32M "
+      "-numa node,memdev=m0 -numa node,memdev=m1,nodeid=1",
+      "NUMA node 1: tag-storage=on needs -m to be a multiple of 64 MiB" },
+    { TS ",tag-storage-memdev=nope -cpu max",
+      "tag-storage-memdev=nope is not a memory backend" },
+    { TS ",tag-storage-memdev=ts -cpu max -m 512M "
+      "-object memory-backend-ram,id=ts,size=8M",
+      "tag-storage-memdev=ts has 8388608 bytes" },
+    { TS ",tag-storage-memdev=m0 -cpu max -m 512M "
+      "-object memory-backend-ram,id=m0,size=512M -numa node,memdev=m0",
+      "tag-storage-memdev=m0 is already in use" },
+    { "-accel tcg -M virt,mte=on,tag-storage-memdev=ts -cpu max",
+      "tag-storage-memdev needs tag-storage=on" },
     { TS " -cpu max -m 512M,slots=2,maxmem=1G", "memory hotplug" },
     { TS " -cpu max -m 100M", "multiple of 64 MiB" },
     { TS " -cpu max -m 96M", "multiple of 64 MiB" },
@@ -435,6 +513,56 @@ static void test_guest_on(void)
     g_assert_nonnull(strstr(log, "at 0x60fff000"));
     g_assert_nonnull(strstr(log, "at 0x60ffe000"));
     guest_finish(&g, out);
+}
+
+/*
+ * tag-storage-memdev: the carveout is a shared file, which the host reads
+ * and writes while the guest runs (the host stage of the guest program).
+ */
+static void test_memdev(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("mts-memdev-XXXXXX", NULL);
+    g_autofree char *file = g_build_filename(dir, "tags", NULL);
+    g_autofree char *extra = g_strdup_printf("-object memory-backend-file,"
+                                             "id=ts,size=16M,share=on,"
+                                             "mem-path=%s", file);
+    Guest g = { .extra = extra };
+    uint64_t buf, off;
+    uint8_t bytes[32];
+    char *out;
+    int fd;
+
+    guest_start_opts(&g, "tag-storage=on,tag-storage-memdev=ts",
+                     FLAG_TAG_STORAGE | FLAG_HOST);
+    buf = RAM_BASE + g.ram_size / 2 + 5 * 0x10000;
+    off = (buf - RAM_BASE) / 32;
+    g_free(wait_serial(&g, "STAGE 1\n"));
+
+    /* Another process's view: the guest's STG tags are in the file */
+    fd = open(file, O_RDWR);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(pread(fd, bytes, sizeof(bytes), off), ==, sizeof(bytes));
+    for (int j = 0; j < 32; j++) {
+        uint8_t want = ((2 * j * 7) & 15) | (((2 * j + 1) * 7) & 15) << 4;
+
+        g_assert_cmphex(bytes[j], ==, want);
+    }
+    /* and what it writes there are tags: granule i of buf + 4K gets i */
+    for (int j = 0; j < 32; j++) {
+        bytes[j] = ((2 * j) & 15) | ((2 * j + 1) & 15) << 4;
+    }
+    g_assert_cmpint(pwrite(fd, bytes, sizeof(bytes), off + 0x1000 / 32), ==,
+                    sizeof(bytes));
+    close(fd);
+    qtest_writeq(g.qts, MAILBOX + 40, 1);
+
+    out = wait_serial(&g, "END\n");
+    assert_checks(out, generic_checks);
+    assert_checks(out, carveout_checks);
+    g_assert_nonnull(strstr(out, "RESULT pass=48 fail=0\n"));
+    guest_finish(&g, out);
+    unlink(file);
+    rmdir(dir);
 }
 
 /* ---- the reuse checker (tag-storage-check) ---- */
@@ -938,6 +1066,9 @@ int main(int argc, char **argv)
         qtest_add_data_func(name, &dt_cases[i], test_dt);
     }
     qtest_add_func("mte-tag-storage/dt/default", test_dt_default);
+    qtest_add_data_func("mte-tag-storage/dt/numa-v1", "v1", test_dt_numa);
+    qtest_add_data_func("mte-tag-storage/dt/numa-v2", "v2", test_dt_numa);
+    qtest_add_data_func("mte-tag-storage/dt/numa-v3", "v3", test_dt_numa);
     qtest_add_func("mte-tag-storage/dt/off", test_dt_off);
     qtest_add_func("mte-tag-storage/dt/user-dtb", test_dt_user_dtb);
     for (int i = 0; i < ARRAY_SIZE(err_cases); i++) {
@@ -946,6 +1077,7 @@ int main(int argc, char **argv)
     }
     qtest_add_func("mte-tag-storage/guest/tag-storage-off", test_guest_off);
     qtest_add_func("mte-tag-storage/guest/tag-storage-on", test_guest_on);
+    qtest_add_func("mte-tag-storage/guest/memdev", test_memdev);
     qtest_add_data_func("mte-tag-storage/check/log", "log", test_check);
     qtest_add_data_func("mte-tag-storage/check/event", "event", test_check);
     qtest_add_data_func("mte-tag-storage/check/stop", "stop", test_check);

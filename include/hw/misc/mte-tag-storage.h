@@ -60,7 +60,9 @@ typedef enum MTETagStorageBinding {
 struct MTETagStorageState {
     SysBusDevice parent_obj;
 
-    MemoryRegion carveout;   /* the tag storage, guest-visible RAM */
+    MemoryRegion carveout;   /* the tag storage: RAM, or alias of memdev */
+    MemoryRegion *ram;       /* the RAM region holding it ... */
+    hwaddr ram_offset;       /* ... from this offset */
     MemoryRegion checked;    /* the carveout as seen by data accesses */
     MemoryRegion tag_alias;  /* the carveout, seen from the tag space */
     MemoryRegion self_tags;  /* tags of the carveout itself: none */
@@ -91,6 +93,9 @@ struct MTETagStorageState {
     uint32_t block_size;
     uint8_t binding;
     uint8_t check;           /* MTETagStorageCheck */
+    int32_t numa_node;       /* for the device tree; -1: none */
+    HostMemoryBackend *memdev;  /* the carveout's RAM, if not our own */
+    uint64_t memdev_offset;
 };
 
 /* Who last wrote a carveout byte, for the reuse checker */
@@ -121,7 +126,8 @@ extern bool mte_tag_storage_checking;
 typedef struct MTETagStorageDirect {
     hwaddr tagged_base;
     hwaddr tagged_size;
-    MemoryRegion *tags;     /* RAM; the tag of P at (P - tagged_base) / 32 */
+    MemoryRegion *tags;     /* RAM with the tag of P at tags_offset + */
+    hwaddr tags_offset;     /* (P - tagged_base) / 32 */
     bool hidden;            /* not guest-visible, so it never holds code */
 } MTETagStorageDirect;
 
@@ -133,16 +139,18 @@ extern unsigned mte_tag_storage_ndirect;
  * mte_tag_storage_add_direct: tell the MTE helpers where tags are
  * @tagged_base: physical address of non-secure tagged RAM
  * @tagged_size: its size
- * @tags: RAM region of @tagged_size / 32 bytes holding its tags, which
- *        must also be what the CPUs' non-secure tag address space maps
- *        at @tagged_base / 32
+ * @tags: RAM region holding its @tagged_size / 32 bytes of tags from
+ *        @tags_offset on, which must also be what the CPUs' non-secure
+ *        tag address space maps at @tagged_base / 32
+ * @tags_offset: offset of the first tag byte in @tags
  * @hidden: true if @tags is not mapped in any guest-visible space
  *
  * Without an entry (or beyond MTE_TAG_STORAGE_MAX_DIRECT of them), the
  * helpers translate through the tag address space, with the same result.
  */
 void mte_tag_storage_add_direct(hwaddr tagged_base, hwaddr tagged_size,
-                                MemoryRegion *tags, bool hidden);
+                                MemoryRegion *tags, hwaddr tags_offset,
+                                bool hidden);
 
 /**
  * mte_tag_storage_direct_lookup: find where the tag of @paddr is
