@@ -25,7 +25,7 @@ import time
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(TOP, 'build')
 MAILBOX = 0x40400000
-MAGIC = 0x4d54532d54455300
+MAGIC = 0x4d54532d54450000
 FLAG_TAG_STORAGE, FLAG_BENCH = 1, 8
 MICRO = ['stg', 'st2g', 'stgm', 'dc-gzva', 'setg', 'checked-load',
          'checked-store', 'ldg-scan', 'mixed']

@@ -30,7 +30,7 @@ unsigned mte_tag_storage_ndirect;
 
 void mte_tag_storage_add_direct(hwaddr tagged_base, hwaddr tagged_size,
                                 MemoryRegion *tags, hwaddr tags_offset,
-                                bool hidden)
+                                unsigned interleave_bits, bool hidden)
 {
 }
 

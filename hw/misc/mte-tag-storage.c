@@ -158,18 +158,21 @@ unsigned mte_tag_storage_ndirect;
 
 void mte_tag_storage_add_direct(hwaddr tagged_base, hwaddr tagged_size,
                                 MemoryRegion *tags, hwaddr tags_offset,
-                                bool hidden)
+                                unsigned interleave_bits, bool hidden)
 {
     MTETagStorageDirect *d;
 
     if (mte_tag_storage_ndirect == MTE_TAG_STORAGE_MAX_DIRECT) {
-        return;     /* the helpers translate instead */
+        /* the helpers translate instead, which cannot interleave */
+        assert(!interleave_bits);
+        return;
     }
     d = &mte_tag_storage_direct[mte_tag_storage_ndirect];
     d->tagged_base = tagged_base;
     d->tagged_size = tagged_size;
     d->tags = tags;
     d->tags_offset = tags_offset;
+    d->interleave_bits = interleave_bits;
     d->hidden = hidden;
     /* Publish the entry before the count that makes it visible */
     qatomic_store_release(&mte_tag_storage_ndirect,
@@ -285,6 +288,14 @@ static void report_violation(MTETagStorageState *s, MTETagStorageRule rule,
     }
 }
 
+/* The first data address whose tag is at @offset of the carveout */
+static hwaddr data_paddr(MTETagStorageState *s, hwaddr offset)
+{
+    return s->tagged_base +
+           mte_tag_storage_interleave(offset, s->interleave_bits) *
+           MTE_TAG_STORAGE_RATIO;
+}
+
 /* The tag storage whose RAM is at @offset in @mr; @offset becomes its own */
 static MTETagStorageState *carveout_of(MemoryRegion *mr, hwaddr *offset)
 {
@@ -323,8 +334,7 @@ void mte_tag_storage_tag_access(CPUState *cs, MemoryRegion *mr,
     for (i = 0; i < len; i++) {
         if (owner[i] == MTE_TAG_STORAGE_BYTE_DATA) {
             report_violation(s, MTE_TAG_STORAGE_RULE_R1,
-                             MAX(paddr, (offset + i) * MTE_TAG_STORAGE_RATIO +
-                                        s->tagged_base),
+                             MAX(paddr, data_paddr(s, offset + i)),
                              s->carveout_base + offset + i, cs, ra);
             return;
         }
@@ -390,8 +400,7 @@ static MemTxResult checked_read(void *opaque, hwaddr addr, uint64_t *data,
             CPUState *cs = data_access_cpu(attrs, &ra);
 
             report_violation(s, MTE_TAG_STORAGE_RULE_R2,
-                             s->tagged_base +
-                             (addr + i) * MTE_TAG_STORAGE_RATIO,
+                             data_paddr(s, addr + i),
                              s->carveout_base + addr + i, cs, ra);
             break;
         }
@@ -496,6 +505,7 @@ MTETagStorageInfo *qmp_query_mte_tag_storage(bool has_base, uint64_t base,
     info->binding = s->binding;
     info->block_size = s->block_size;
     info->check = s->check;
+    info->interleave = s->interleave;
     tail = &info->regions;
     QTAILQ_FOREACH(s, &tag_storages, next) {
         MTETagStorageRegion *r = g_new0(MTETagStorageRegion, 1);
@@ -541,7 +551,8 @@ void hmp_info_mte_tag_storage(Monitor *mon, const QDict *qdict)
         return;
     }
     monitor_printf(mon, "binding v%" PRId64 ", block size 0x%" PRIx64
-                   ", check %s\n", info->binding, info->block_size,
+                   "%s, check %s\n", info->binding, info->block_size,
+                   info->interleave ? " interleaved" : "",
                    MTETagStorageCheck_str(info->check));
     for (r = info->regions; r; r = r->next) {
         MTETagStorageRegion *v = r->value;
@@ -580,9 +591,11 @@ bool mte_tag_storage_guest_paddr(MemoryRegion *mr, hwaddr offset,
 
 void mte_tag_storage_map_tags(MTETagStorageState *s, MemoryRegion *tag_sysmem)
 {
-    memory_region_add_subregion(tag_sysmem,
-                                s->tagged_base / MTE_TAG_STORAGE_RATIO,
-                                &s->tag_alias);
+    if (!s->interleave) {
+        memory_region_add_subregion(tag_sysmem,
+                                    s->tagged_base / MTE_TAG_STORAGE_RATIO,
+                                    &s->tag_alias);
+    }
     memory_region_add_subregion(tag_sysmem,
                                 s->carveout_base / MTE_TAG_STORAGE_RATIO,
                                 &s->self_tags);
@@ -681,6 +694,18 @@ static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
         error_setg(errp, "binding must be 1, 2 or 3");
         return;
     }
+    if (s->interleave) {
+        if (s->block_size < 2 * MTE_TAG_STORAGE_MIN_BLOCK) {
+            error_setg(errp, "interleave needs a block size of 8 KiB or more");
+            return;
+        }
+        if (mte_tag_storage_ndirect == MTE_TAG_STORAGE_MAX_DIRECT) {
+            error_setg(errp, "interleave supports at most %d carveouts",
+                       MTE_TAG_STORAGE_MAX_DIRECT);
+            return;
+        }
+        s->interleave_bits = ctz32(s->block_size) - MTE_TAG_STORAGE_UNIT_BITS;
+    }
     if (s->check >= MTE_TAG_STORAGE_CHECK__MAX) {
         error_setg(errp, "check must be below %d", MTE_TAG_STORAGE_CHECK__MAX);
         return;
@@ -738,7 +763,7 @@ static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
     QTAILQ_INSERT_TAIL(&tag_storages, s, next);
 
     mte_tag_storage_add_direct(s->tagged_base, s->tagged_size, s->ram,
-                               s->ram_offset, false);
+                               s->ram_offset, s->interleave_bits, false);
 
     memory_region_init_alias(&s->tag_alias, OBJECT(s), "mte-tag-storage.tags",
                              &s->carveout, 0, size);
@@ -870,6 +895,7 @@ static const Property mte_tag_storage_properties[] = {
     DEFINE_PROP_UINT8("check", MTETagStorageState, check,
                       MTE_TAG_STORAGE_CHECK_OFF),
     DEFINE_PROP_INT32("numa-node", MTETagStorageState, numa_node, -1),
+    DEFINE_PROP_BOOL("interleave", MTETagStorageState, interleave, false),
     DEFINE_PROP_LINK("memdev", MTETagStorageState, memdev,
                      TYPE_MEMORY_BACKEND, HostMemoryBackend *),
     DEFINE_PROP_UINT64("memdev-offset", MTETagStorageState, memdev_offset, 0),

@@ -19,13 +19,14 @@
 
 /* Must match tests/tcg/aarch64/mte-tag-storage/mte-tag-storage-guest.c */
 #define MAILBOX         0x40400000ull
-#define MAILBOX_MAGIC   0x4d54532d54455300ull
+#define MAILBOX_MAGIC   0x4d54532d54450000ull
 #define FLAG_TAG_STORAGE 1
 #define FLAG_HOST       2
 #define FLAG_CHECK      16
 #define FLAG_RANDOM     32
 #define FLAG_PERSIST    64
 #define FLAG_RESET      128
+#define FLAG_INTERLEAVE 256
 #define CHECK_FLOOD     100
 #define REPORTS_PER_SEC 20      /* MTE_TAG_STORAGE_REPORTS_PER_SEC */
 
@@ -287,6 +288,10 @@ static const ErrCase err_cases[] = {
       "tag-storage-memdev=m0 is already in use" },
     { "-accel tcg -M virt,mte=on,tag-storage-memdev=ts -cpu max",
       "tag-storage-memdev needs tag-storage=on" },
+    { TS ",tag-storage-interleave=on -cpu max",
+      "tag-storage-interleave=on needs a tag-storage-block-size of 8 KiB" },
+    { "-accel tcg -M virt,mte=on,tag-storage-interleave=on -cpu max",
+      "tag-storage-interleave needs tag-storage=on" },
     { TS " -cpu max -m 512M,slots=2,maxmem=1G", "memory hotplug" },
     { TS " -cpu max -m 100M", "multiple of 64 MiB" },
     { TS " -cpu max -m 96M", "multiple of 64 MiB" },
@@ -338,6 +343,7 @@ typedef struct Guest {
     uint64_t ram_size, carveout;
     uint64_t args[2];   /* MAILBOX[4], [5] before the guest starts */
     const char *extra;  /* more QEMU options */
+    uint64_t block;     /* MAILBOX[8]: block size, with FLAG_INTERLEAVE */
 } Guest;
 
 static char *wait_serial(Guest *g, const char *marker)
@@ -388,6 +394,7 @@ static void guest_start_opts(Guest *g, const char *machine, uint64_t flags)
     qtest_writeq(g->qts, MAILBOX + 24, g->carveout);
     qtest_writeq(g->qts, MAILBOX + 32, g->args[0]);
     qtest_writeq(g->qts, MAILBOX + 40, g->args[1]);
+    qtest_writeq(g->qts, MAILBOX + 64, g->block);
     qtest_qmp_assert_success(g->qts, "{ 'execute': 'cont' }");
 }
 
@@ -834,7 +841,7 @@ static void test_check_absent(void)
  */
 static void test_random(const void *opaque)
 {
-    bool tag_storage = GPOINTER_TO_INT(opaque);
+    int tag_storage = GPOINTER_TO_INT(opaque);   /* 2: interleaved */
     const char *env_seed = g_getenv("MTS_RANDOM_SEED");
     const char *env_ops = g_getenv("MTS_RANDOM_OPS");
     uint64_t seed = env_seed ? g_ascii_strtoull(env_seed, NULL, 0) :
@@ -850,14 +857,73 @@ static void test_random(const void *opaque)
                    seed, ops);
     g.args[0] = seed;
     g.args[1] = ops;
-    guest_start_opts(&g, tag_storage ? "tag-storage=on" : "tag-storage=off",
-                     (tag_storage ? FLAG_TAG_STORAGE : 0) | FLAG_RANDOM);
+    if (tag_storage == 2) {
+        g.block = 8192;
+        guest_start_opts(&g, "tag-storage=on,tag-storage-block-size=8K,"
+                         "tag-storage-interleave=on",
+                         FLAG_TAG_STORAGE | FLAG_RANDOM | FLAG_INTERLEAVE);
+    } else {
+        guest_start_opts(&g, tag_storage ? "tag-storage=on" :
+                         "tag-storage=off",
+                         (tag_storage ? FLAG_TAG_STORAGE : 0) | FLAG_RANDOM);
+    }
     out = wait_serial(&g, "END\n");
     if (!strstr(out, want) || strstr(out, "not ok")) {
         g_test_message("guest output: %s", out);
     }
     g_assert_nonnull(strstr(out, want));
     g_assert_nonnull(strstr(out, "\nok random-ops\n"));
+    guest_finish(&g, out);
+}
+
+/* ---- tag-storage-interleave ---- */
+
+/* The whole guest suite, with the program's own model of the layout */
+static void test_guest_interleave(const void *opaque)
+{
+    uint64_t block = GPOINTER_TO_SIZE(opaque);
+    g_autofree char *machine = g_strdup_printf(
+        "tag-storage=on,tag-storage-block-size=%" PRIu64 ","
+        "tag-storage-interleave=on", block);
+    Guest g = { .block = block };
+    char *out;
+
+    guest_start_opts(&g, machine, FLAG_TAG_STORAGE | FLAG_INTERLEAVE);
+    out = wait_serial(&g, "END\n");
+    assert_checks(out, generic_checks);
+    assert_checks(out, (const char *const[]) {
+        "tag-to-data", "data-to-tag-ldg", "tb-invalidate-stgm",
+        "tb-invalidate-stg", "interleave-moved", "interleave-linear-misses",
+        "interleave-linear-hits", NULL });
+    g_assert_nonnull(strstr(out, "RESULT pass=49 fail=0\n"));
+    guest_finish(&g, out);
+}
+
+/*
+ * With 8 KiB blocks (64 units of 128 bytes), the page at the middle of a
+ * block (unit 32) has its tags in unit 1, bit-reversed: reading the first
+ * half of the block as data is one R2, reported for that page.
+ */
+static void test_check_interleave(void)
+{
+    Guest g = { .block = 8192 };
+    uint64_t b, mid, ts;
+    char *out;
+
+    guest_start_opts(&g, "tag-storage=on,tag-storage-block-size=8K,"
+                     "tag-storage-interleave=on,tag-storage-check=event",
+                     FLAG_TAG_STORAGE | FLAG_CHECK | FLAG_INTERLEAVE |
+                     FLAG_HOST);
+    b = RAM_BASE + g.ram_size / 2 + 16 * 8192 * 32;
+    mid = b + 8192 * 32 / 2;
+    ts = g.carveout + (b - RAM_BASE) / 32 + 1 * 128;
+    host_wait(&g, 40);
+    assert_violations(&g, 0, 1, 0);
+    assert_event(&g, "r2", mid, ts, true);
+    host_ack(&g, 40);
+    out = wait_serial(&g, "END\n");
+    assert_checks(out, (const char *const[]) {
+        "interleave-mid-in-first-half", "interleave-half-read", NULL });
     guest_finish(&g, out);
 }
 
@@ -1078,11 +1144,16 @@ int main(int argc, char **argv)
     qtest_add_func("mte-tag-storage/guest/tag-storage-off", test_guest_off);
     qtest_add_func("mte-tag-storage/guest/tag-storage-on", test_guest_on);
     qtest_add_func("mte-tag-storage/guest/memdev", test_memdev);
+    qtest_add_data_func("mte-tag-storage/guest/interleave-8k",
+                        GSIZE_TO_POINTER(8192), test_guest_interleave);
+    qtest_add_data_func("mte-tag-storage/guest/interleave-64k",
+                        GSIZE_TO_POINTER(65536), test_guest_interleave);
     qtest_add_data_func("mte-tag-storage/check/log", "log", test_check);
     qtest_add_data_func("mte-tag-storage/check/event", "event", test_check);
     qtest_add_data_func("mte-tag-storage/check/stop", "stop", test_check);
     qtest_add_func("mte-tag-storage/check/off", test_check_off);
     qtest_add_func("mte-tag-storage/check/absent", test_check_absent);
+    qtest_add_func("mte-tag-storage/check/interleave", test_check_interleave);
     qtest_add_func("mte-tag-storage/persist/snapshot", test_snapshot);
     qtest_add_func("mte-tag-storage/persist/migrate", test_migrate);
     qtest_add_func("mte-tag-storage/persist/reset", test_reset);
@@ -1090,6 +1161,8 @@ int main(int argc, char **argv)
                         GINT_TO_POINTER(1), test_random);
     qtest_add_data_func("mte-tag-storage/random/tag-storage-off",
                         GINT_TO_POINTER(0), test_random);
+    qtest_add_data_func("mte-tag-storage/random/interleave",
+                        GINT_TO_POINTER(2), test_random);
 
     return g_test_run();
 }

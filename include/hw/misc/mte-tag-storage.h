@@ -13,6 +13,7 @@
 #include "hw/sysbus.h"
 #include "qapi/qapi-types-misc-arm.h"
 #include "qemu/atomic.h"
+#include "qemu/host-utils.h"
 #include "qemu/queue.h"
 #include "qemu/thread.h"
 #include "qom/object.h"
@@ -22,6 +23,34 @@ OBJECT_DECLARE_SIMPLE_TYPE(MTETagStorageState, MTE_TAG_STORAGE)
 
 /* One tag byte holds the tags of two 16-byte granules */
 #define MTE_TAG_STORAGE_RATIO   32
+
+/* With interleave, blocks are permuted in units of one 4 KiB page's tags */
+#define MTE_TAG_STORAGE_UNIT_BITS 7
+
+/**
+ * mte_tag_storage_interleave: where interleaving puts a tag byte
+ * @offset: offset of the tag byte in a linear carveout,
+ *          (P - tagged-base) / 32 for the tag of address P
+ * @bits: log2 of the number of 128-byte units in a block (0: linear)
+ *
+ * The unit index within the block is bit-reversed; the block, and the
+ * byte within the unit, stay.  The tags of one 4 KiB page remain
+ * contiguous, but those of consecutive pages are spread over the whole
+ * block.  Bit reversal is its own inverse, so this also maps a carveout
+ * offset back to the linear offset of the data it describes.
+ */
+static inline uint64_t mte_tag_storage_interleave(uint64_t offset,
+                                                  unsigned bits)
+{
+    uint64_t mask = ((1ull << bits) - 1) << MTE_TAG_STORAGE_UNIT_BITS;
+    uint64_t unit = (offset & mask) >> MTE_TAG_STORAGE_UNIT_BITS;
+
+    if (!bits) {
+        return offset;
+    }
+    return (offset & ~mask) |
+           ((revbit64(unit) >> (64 - bits)) << MTE_TAG_STORAGE_UNIT_BITS);
+}
 
 typedef enum MTETagStorageBinding {
     MTE_TAG_STORAGE_BINDING_V1 = 1, /* root metadata@, carveout not in RAM */
@@ -39,10 +68,17 @@ typedef enum MTETagStorageBinding {
  *     carveout-base + (P - tagged-base) / 32
  * low nibble for the even granule, high nibble for the odd one.
  *
+ * With the "interleave" property, the byte for P is instead at the offset
+ * mte_tag_storage_interleave() gives within its block (the block size is
+ * then at least 8 KiB).  The MTE helpers find it through
+ * mte_tag_storage_direct_lookup(), which they must then use for every
+ * tag of tagged RAM, whatever the security state of the access.
+ *
  * mte_tag_storage_map_tags() makes the CPUs' non-secure tag address space
  * (where the MTE helpers look up the tag of P at P / 32) point at that same
- * RAM, so tag accesses and data accesses alias: there is no copy to keep
- * coherent.  It also maps, where the tags of the carveout itself would be,
+ * RAM (unless interleaved: a linear alias would be wrong, so there is
+ * none), so tag accesses and data accesses alias: there is no copy to
+ * keep coherent.  It also maps, where the tags of the carveout itself would be,
  * a region that is not RAM: the helpers then treat a Tagged access to the
  * carveout as untagged and call mte_tag_storage_untagged_access().
  *
@@ -93,6 +129,8 @@ struct MTETagStorageState {
     uint32_t block_size;
     uint8_t binding;
     uint8_t check;           /* MTETagStorageCheck */
+    bool interleave;         /* blocks permuted, see interleave_bits */
+    unsigned interleave_bits;
     int32_t numa_node;       /* for the device tree; -1: none */
     HostMemoryBackend *memdev;  /* the carveout's RAM, if not our own */
     uint64_t memdev_offset;
@@ -127,7 +165,8 @@ typedef struct MTETagStorageDirect {
     hwaddr tagged_base;
     hwaddr tagged_size;
     MemoryRegion *tags;     /* RAM with the tag of P at tags_offset + */
-    hwaddr tags_offset;     /* (P - tagged_base) / 32 */
+    hwaddr tags_offset;     /* (P - tagged_base) / 32, interleaved */
+    unsigned interleave_bits;   /* see mte_tag_storage_interleave() */
     bool hidden;            /* not guest-visible, so it never holds code */
 } MTETagStorageDirect;
 
@@ -140,9 +179,10 @@ extern unsigned mte_tag_storage_ndirect;
  * @tagged_base: physical address of non-secure tagged RAM
  * @tagged_size: its size
  * @tags: RAM region holding its @tagged_size / 32 bytes of tags from
- *        @tags_offset on, which must also be what the CPUs' non-secure
- *        tag address space maps at @tagged_base / 32
+ *        @tags_offset on, which must be where every tag address space of
+ *        the CPUs (secure or not) finds them, when they are linear
  * @tags_offset: offset of the first tag byte in @tags
+ * @interleave_bits: 0, or the permutation of mte_tag_storage_interleave()
  * @hidden: true if @tags is not mapped in any guest-visible space
  *
  * Without an entry (or beyond MTE_TAG_STORAGE_MAX_DIRECT of them), the
@@ -150,15 +190,25 @@ extern unsigned mte_tag_storage_ndirect;
  */
 void mte_tag_storage_add_direct(hwaddr tagged_base, hwaddr tagged_size,
                                 MemoryRegion *tags, hwaddr tags_offset,
-                                bool hidden);
+                                unsigned interleave_bits, bool hidden);
 
 /**
  * mte_tag_storage_direct_lookup: find where the tag of @paddr is
- * @paddr: physical address of non-secure tagged data
+ * @paddr: physical address of tagged data
  *
  * Returns the entry covering @paddr, or NULL: the caller then looks the
- * tag up in the tag address space.
+ * tag up in the tag address space.  The tag byte is at offset
+ * mte_tag_storage_direct_offset() of the entry's RAM.
  */
+static inline hwaddr mte_tag_storage_direct_offset(
+    const MTETagStorageDirect *d, hwaddr paddr)
+{
+    return d->tags_offset +
+           mte_tag_storage_interleave((paddr - d->tagged_base) /
+                                      MTE_TAG_STORAGE_RATIO,
+                                      d->interleave_bits);
+}
+
 static inline const MTETagStorageDirect *
 mte_tag_storage_direct_lookup(hwaddr paddr)
 {

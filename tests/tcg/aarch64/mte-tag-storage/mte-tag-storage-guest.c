@@ -28,10 +28,11 @@
  * [3] carveout base, [4] stage reached by the guest, [5] stage acked,
  * [6] PC of the access that the host is to expect a report for,
  * [7] set by the host when it restored a snapshot (FLAG_PERSIST) or reset
- * the machine (FLAG_RESET).
+ * the machine (FLAG_RESET), [8] the tag storage block size with
+ * FLAG_INTERLEAVE.
  */
 #define MAILBOX         ((volatile uint64_t *)0x40400000) /* host-written */
-#define MAILBOX_MAGIC   0x4d54532d54455300ull /* "MTS-TES", flags */
+#define MAILBOX_MAGIC   0x4d54532d54450000ull /* "MTS-TE", 16 bits of flags */
 #define FLAG_TAG_STORAGE 1
 #define FLAG_HOST       2   /* a qtest serves host_stage() */
 #define FLAG_GDB        4   /* only run the scenario for the gdb test */
@@ -40,6 +41,7 @@
 #define FLAG_RANDOM     32  /* randomized test: MAILBOX[4] seed, [5] ops */
 #define FLAG_PERSIST    64  /* tags across savevm/loadvm and migration */
 #define FLAG_RESET      128 /* tags set, then the host resets the machine */
+#define FLAG_INTERLEAVE 256 /* tag-storage-interleave=on, block MAILBOX[8] */
 
 #define GRANULE         16
 #define PAGE            4096
@@ -329,10 +331,33 @@ static void poke32(uint64_t a, uint32_t v)
     asm volatile("str %w0, [%1]" :: "r"(v), "r"(a) : "memory");
 }
 
+/*
+ * tag-storage-interleave=on: within each block, the 128-byte unit that
+ * holds the tags of a 4 KiB page is at the bit-reversed unit index
+ * (docs/system/arm/mte-tag-storage.rst).  Its own inverse.
+ */
+static unsigned interleave_bits;
+
+static uint64_t interleave(uint64_t off)
+{
+    uint64_t unit = (off >> 7) & ((1ull << interleave_bits) - 1), rev = 0;
+
+    for (unsigned i = 0; i < interleave_bits; i++) {
+        rev |= ((unit >> i) & 1) << (interleave_bits - 1 - i);
+    }
+    return (off & ~(((1ull << interleave_bits) - 1) << 7)) | rev << 7;
+}
+
 /* Address of the carveout byte that holds the tag of @p */
 static uint64_t tag_byte(uint64_t p)
 {
-    return carveout + ((p & ADDR_MASK) - ram_base) / 32;
+    return carveout + interleave(((p & ADDR_MASK) - ram_base) / 32);
+}
+
+/* The first granule whose tag is in carveout byte @cb */
+static uint64_t tagged_of(uint64_t cb)
+{
+    return ram_base + interleave(cb - carveout) * 32;
 }
 
 static unsigned carveout_tag(uint64_t p)
@@ -558,7 +583,7 @@ static void write_code(uint64_t p, uint32_t insn0)
 static void test_tb_invalidate(void)
 {
     uint64_t code = carveout + ram_size / 32 - 2 * PAGE;
-    uint64_t data = ram_base + (code - carveout) * 32;
+    uint64_t data = tagged_of(code);
     fn_t f = (fn_t)code;
 
     write_code(code, 0x52800020);     /* movz w0, #1 */
@@ -569,7 +594,7 @@ static void test_tb_invalidate(void)
 
     /* STG rewrites one nibble: 0x52800020 -> 0x52800040 */
     uint64_t code2 = code + 64;
-    uint64_t data2 = ram_base + (code2 - carveout) * 32;
+    uint64_t data2 = tagged_of(code2);
     fn_t f2 = (fn_t)code2;
 
     write_code(code2, 0x52800020);
@@ -614,6 +639,8 @@ static void test_host_alias(void)
           FAULTS(load64(with_tag(b + 0x1000 + 3 * GRANULE, 4))));
 }
 
+static void test_interleave(void);
+
 static void run_tests(void)
 {
     test_stg_ldg();
@@ -626,6 +653,9 @@ static void run_tests(void)
         test_self_tagged();
         if (MAILBOX[0] & FLAG_HOST) {
             test_host_alias();
+        }
+        if (interleave_bits) {
+            test_interleave();
         }
     }
 }
@@ -816,11 +846,12 @@ static int model_faults(uint64_t area, uint64_t p, unsigned len, unsigned t)
 /* The carveout bytes of T as the model sees them */
 static uint64_t model_bytes(uint64_t area, uint64_t cb, unsigned len)
 {
-    uint64_t first = (cb - tag_byte(area)) * 2, v = 0;
+    uint64_t v = 0;
 
     for (unsigned i = 0; i < len; i++) {
-        v |= (uint64_t)(model[first + 2 * i] |
-                        model[first + 2 * i + 1] << 4) << (8 * i);
+        uint64_t g = (tagged_of(cb + i) - area) / GRANULE;
+
+        v |= (uint64_t)(model[g] | model[g + 1] << 4) << (8 * i);
     }
     return v;
 }
@@ -883,6 +914,12 @@ static void random_test(uint64_t seed, uint64_t ops)
     uint64_t ram_last = ram_base + ram_size - GRANULE;
     uint64_t cv_last = carveout + ram_size / 32 - 1;
     int nops = tag_storage ? OP__MAX : OP_TS_LOAD;
+    /*
+     * The tag bytes of T: T is one block's worth of memory (or less) and
+     * block-aligned, so interleaving with blocks of up to 8 KiB keeps
+     * them in this window.
+     */
+    uint64_t rnd_window = carveout + (area - ram_base) / 32;
 
     asm volatile("mrs %0, gmid_el1" : "=r"(id));
     gm_bytes = 4ull << (id & 0xf);
@@ -1022,7 +1059,7 @@ static void random_test(uint64_t seed, uint64_t ops)
         case OP_TS_LOAD:
             /* data load from the tag bytes of T */
             len = 1 << rnd_below(4);
-            q = tag_byte(area) + rnd_below(RND_GRANULES / 2 - len + 1);
+            q = rnd_window + rnd_below(RND_GRANULES / 2 - len + 1);
             v = peek_n(q, len);
             want = model_bytes(area, q, len);
             if (v != want) {
@@ -1032,11 +1069,11 @@ static void random_test(uint64_t seed, uint64_t ops)
         case OP_TS_STORE:
             /* data store to the tag bytes of T: they are its tags */
             len = 1 << rnd_below(4);
-            q = tag_byte(area) + rnd_below(RND_GRANULES / 2 - len + 1);
+            q = rnd_window + rnd_below(RND_GRANULES / 2 - len + 1);
             v = rnd();
             poke_n(q, len, v);
             for (unsigned i = 0; i < len; i++) {
-                uint64_t m = (q - tag_byte(area) + i) * 2;
+                uint64_t m = (tagged_of(q + i) - area) / GRANULE;
                 uint8_t b = v >> (8 * i);
 
                 model[m] = b & 15;
@@ -1065,7 +1102,7 @@ static void random_test(uint64_t seed, uint64_t ops)
             break;
         case OP_TS_TAGGED:
             /* a Tagged access to tag storage: untagged, never faults */
-            q = tag_byte(area) + rnd_below(RND_GRANULES / 2);
+            q = rnd_window + rnd_below(RND_GRANULES / 2);
             p = ALIAS_VA + (q - 0x40000000ull);
             stg(with_tag(p & ~(GRANULE - 1ull), t));
             if (ldg(p) != 0) {
@@ -1094,6 +1131,63 @@ static void random_test(uint64_t seed, uint64_t ops)
     put_dec(rnd_op);
     puts_uart("\n");
     check("random-ops", !rnd_failed && rnd_op == ops);
+}
+
+/*
+ * tag-storage-interleave=on: a kernel that assumes the tags of a block's
+ * memory are linear in the block finds other pages' tags there.
+ */
+static uint64_t block_data(void)
+{
+    /* the memory of one whole tag storage block, in the middle of RAM */
+    uint64_t len = (PAGE / 32) << interleave_bits << 5;
+
+    return ram_base + ram_size / 2 + 16 * len;
+}
+
+static void test_interleave(void)
+{
+    uint64_t b = block_data(), p1 = b + PAGE;
+    uint64_t linear = carveout + (p1 - ram_base) / 32;
+
+    stg(with_tag(p1, 0xc));
+    check("interleave-moved", tag_byte(p1) != linear &&
+          (peek8(tag_byte(p1)) & 0xf) == 0xc);
+    /* data written where a linear layout puts p1's tag misses it */
+    poke8(linear, 0x33);
+    check("interleave-linear-misses", ldg(p1) == 0xc);
+    /* ... and is the tag of another page of the block */
+    check_eq("interleave-linear-hits", ldg(tagged_of(linear)), 3);
+}
+
+/*
+ * With the reuse checker: the tags of the page at the middle of a block
+ * lie in the first half of the block, which a kernel assuming a linear
+ * layout believes to hold the tags of the first half of the memory only.
+ * Reading that half as data, once the middle page is tagged, breaks R2
+ * exactly once.
+ */
+extern char interleave_r2_insn[];
+
+static void interleave_check_scenario(void)
+{
+    uint64_t b = block_data();
+    uint64_t len = (PAGE / 32) << interleave_bits;
+    uint64_t mid = b + len * 32 / 2, half = carveout + (b - ram_base) / 32;
+    uint64_t v = 0, sum = 0;
+
+    stg(with_tag(mid, 5));
+    check("interleave-mid-in-first-half",
+          tag_byte(mid) >= half && tag_byte(mid) < half + len / 2);
+    MAILBOX[6] = (uint64_t)interleave_r2_insn;
+    for (uint64_t a = half; a < half + len / 2; a += 8) {
+        asm volatile(".globl interleave_r2_insn\n"
+                     "interleave_r2_insn: ldr %0, [%1]"
+                     : "=r"(v) : "r"(a) : "memory");
+        sum += v;
+    }
+    check_eq("interleave-half-read", sum, 5);
+    host_stage(40);
 }
 
 /*
@@ -1251,11 +1345,14 @@ static void bench(uint64_t which, uint64_t passes)
 int main(void)
 {
     *UART_CR = 0x301;           /* UARTEN | TXE | RXE */
-    if ((MAILBOX[0] & ~0xffull) != MAILBOX_MAGIC) {
+    if ((MAILBOX[0] & ~0xffffull) != MAILBOX_MAGIC) {
         puts_uart("not ok mailbox\nRESULT pass=0 fail=1\nEND\n");
         return 1;
     }
     tag_storage = MAILBOX[0] & FLAG_TAG_STORAGE;
+    if (MAILBOX[0] & FLAG_INTERLEAVE) {
+        interleave_bits = __builtin_ctzll(MAILBOX[8]) - 7;
+    }
     ram_base = MAILBOX[1];
     ram_size = MAILBOX[2];
     carveout = MAILBOX[3];
@@ -1266,6 +1363,8 @@ int main(void)
         bench(MAILBOX[4], MAILBOX[5]);
     } else if (MAILBOX[0] & FLAG_GDB) {
         gdb_scenario();
+    } else if (MAILBOX[0] & FLAG_CHECK && interleave_bits) {
+        interleave_check_scenario();
     } else if (MAILBOX[0] & FLAG_CHECK) {
         check_scenario();
     } else if (MAILBOX[0] & FLAG_RANDOM) {
