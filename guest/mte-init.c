@@ -103,8 +103,24 @@ static sigjmp_buf fault_jmp;
 static volatile sig_atomic_t fault_code;   /* set by the signal handler */
 static void *volatile fault_addr;          /* set by the signal handler */
 
+static volatile sig_atomic_t fault_armed;
+
 static void on_segv(int sig, siginfo_t *si, void *uc)
 {
+    char msg[96];
+
+    if (!fault_armed) {
+        /* a fault no check expected: report it, never resume elsewhere */
+        snprintf(msg, sizeof(msg), "not ok unexpected-segv code=%d addr=%p\n",
+                 si->si_code, si->si_addr);
+        write(1, msg, strlen(msg));
+        if (getpid() == 1) {
+            sync();
+            reboot(RB_POWER_OFF);   /* no RESULT line: the run fails */
+        }
+        _exit(4);
+    }
+    fault_armed = 0;
     fault_code = si->si_code;
     fault_addr = si->si_addr;
     siglongjmp(fault_jmp, 1);
@@ -114,9 +130,11 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
 #define FAULT_CODE(access) ({                                        \
     fault_code = 0;                                                   \
     if (!sigsetjmp(fault_jmp, 1)) {                                   \
+        fault_armed = 1;                                              \
         access;                                                       \
         asm volatile("" ::: "memory");                                \
     }                                                                 \
+    fault_armed = 0;                                                  \
     (int)fault_code;                                                  \
 })
 
