@@ -71,3 +71,16 @@ if [ -x /usr/lib/ccache/gcc ] && [ -z "${MTS_NO_CCACHE:-}" ]; then
     CONFIGURE_FLAGS="$CONFIGURE_FLAGS --cc=/usr/lib/ccache/gcc
  --cxx=/usr/lib/ccache/g++"
 fi
+
+# gdb >= 16 for the gdbstub tests: MTS_GDB, else the vendored gdb 16.3
+setup_gdb() {
+    if [ -z "${MTS_GDB:-}" ] && [ -f "$VENDOR/gdb-16.3-aarch64-elf.tar.xz" ]; then
+        if [ ! -x "$BUILD_ROOT/gdb-16.3/bin/aarch64-none-elf-gdb" ]; then
+            (cd "$VENDOR" && grep ' gdb-16.3-aarch64-elf.tar.xz$' SHA256SUMS |
+                sha256sum -c --quiet -) || die "vendored gdb fails its checksum"
+            tar -C "$BUILD_ROOT" -xf "$VENDOR/gdb-16.3-aarch64-elf.tar.xz"
+        fi
+        export MTS_GDB="$BUILD_ROOT/gdb-16.3/bin/aarch64-none-elf-gdb"
+        export MTS_GDB_DATA_DIR="$BUILD_ROOT/gdb-16.3/share/gdb"
+    fi
+}

@@ -7,16 +7,7 @@ set -eu
 NINJA_TARGETS="qemu-img tests/qtest/mte-tag-storage/mte-tag-storage-test
  tests/qtest/mte-tag-storage/mte-tag-storage-guest.elf" "$TOP/scripts/build.sh"
 
-# gdb >= 16 for the gdbstub test: MTS_GDB, else the vendored gdb 16.3
-if [ -z "${MTS_GDB:-}" ] && [ -f "$VENDOR/gdb-16.3-aarch64-elf.tar.xz" ]; then
-    if [ ! -x "$BUILD_ROOT/gdb-16.3/bin/aarch64-none-elf-gdb" ]; then
-        (cd "$VENDOR" && grep ' gdb-16.3-aarch64-elf.tar.xz$' SHA256SUMS |
-            sha256sum -c --quiet -) || die "vendored gdb fails its checksum"
-        tar -C "$BUILD_ROOT" -xf "$VENDOR/gdb-16.3-aarch64-elf.tar.xz"
-    fi
-    export MTS_GDB="$BUILD_ROOT/gdb-16.3/bin/aarch64-none-elf-gdb"
-    export MTS_GDB_DATA_DIR="$BUILD_ROOT/gdb-16.3/share/gdb"
-fi
+setup_gdb
 
 results=$BUILD_ROOT/test-results
 rm -rf "$results"
