@@ -441,9 +441,13 @@ static MTETagStorageOwner block_owner(const uint8_t *owner, uint64_t len)
     bool data = memchr(owner, MTE_TAG_STORAGE_BYTE_DATA, len);
     bool tag = memchr(owner, MTE_TAG_STORAGE_BYTE_TAG, len);
 
-    return data && tag ? MTE_TAG_STORAGE_OWNER_MIXED :
-           data ? MTE_TAG_STORAGE_OWNER_DATA :
-           tag ? MTE_TAG_STORAGE_OWNER_TAG : MTE_TAG_STORAGE_OWNER_NEVER_WRITTEN;
+    if (data && tag) {
+        return MTE_TAG_STORAGE_OWNER_MIXED;
+    }
+    if (data || tag) {
+        return data ? MTE_TAG_STORAGE_OWNER_DATA : MTE_TAG_STORAGE_OWNER_TAG;
+    }
+    return MTE_TAG_STORAGE_OWNER_NEVER_WRITTEN;
 }
 
 /* The owners of the blocks of @s in [@base, @end), as runs */

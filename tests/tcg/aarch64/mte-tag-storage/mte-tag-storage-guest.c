@@ -714,7 +714,12 @@ static void gdb_scenario(void)
  * then a flood of R2 to exercise the rate limit.  The host counts after
  * each stage.
  */
-extern char r1_insn[], r2_insn[], r3_insn[], flood_insn[];
+/* Address of a global label defined in an asm statement */
+#define INSN_ADDR(label) ({                                         \
+    uint64_t a_;                                                    \
+    asm("adr %0, " #label : "=r"(a_));                              \
+    a_;                                                             \
+})
 
 #define CHECK_FLOOD 100
 
@@ -740,7 +745,7 @@ static void check_scenario(void)
 
     /* R1: data written to the tag byte of b, then read as tags */
     poke8(tag_byte(b), 0x54);
-    MAILBOX[6] = (uint64_t)r1_insn;
+    MAILBOX[6] = INSN_ADDR(r1_insn);
     asm volatile(".globl r1_insn\n"
                  "r1_insn: ldg %0, [%1]" : "+r"(v) : "r"(b) : "memory");
     check_eq("r1-ldg-reads-data", (v >> TAG_SHIFT) & 0xf, 4);
@@ -748,7 +753,7 @@ static void check_scenario(void)
 
     /* R2: tags written for c, then its tag byte read as data */
     stg(with_tag(c, 9));
-    MAILBOX[6] = (uint64_t)r2_insn;
+    MAILBOX[6] = INSN_ADDR(r2_insn);
     asm volatile(".globl r2_insn\n"
                  "r2_insn: ldrb %w0, [%1]"
                  : "=r"(v) : "r"(tag_byte(c)) : "memory");
@@ -757,7 +762,7 @@ static void check_scenario(void)
 
     /* R3: a Tagged load from tag storage */
     poke8(self, 0x5a);
-    MAILBOX[6] = (uint64_t)r3_insn;
+    MAILBOX[6] = INSN_ADDR(r3_insn);
     asm volatile(".globl r3_insn\n"
                  "r3_insn: ldrb %w0, [%1]"
                  : "=r"(v) : "r"(with_tag(self_va, 5)) : "memory");
@@ -765,7 +770,7 @@ static void check_scenario(void)
     host_stage(13);
 
     /* a hot bug: the same R2, CHECK_FLOOD times */
-    MAILBOX[6] = (uint64_t)flood_insn;
+    MAILBOX[6] = INSN_ADDR(flood_insn);
     for (int i = 0; i < CHECK_FLOOD; i++) {
         asm volatile(".globl flood_insn\n"
                      "flood_insn: ldrb %w0, [%1]"
@@ -1109,7 +1114,8 @@ static void random_test(uint64_t seed, uint64_t ops)
                 rnd_fail("ts-tagged-ldg", p, ldg(p), 0);
             }
             v = 0;
-            if (FAULTS(v = peek_n(with_tag(p, t), 1))) {
+            len = FAULTS(v = peek_n(with_tag(p, t), 1));
+            if (len) {
                 rnd_fail("ts-tagged-fault", p, 1, 0);
             }
             want = model_bytes(area, q, 1);
@@ -1167,7 +1173,6 @@ static void test_interleave(void)
  * Reading that half as data, once the middle page is tagged, breaks R2
  * exactly once.
  */
-extern char interleave_r2_insn[];
 
 static void interleave_check_scenario(void)
 {
@@ -1179,7 +1184,7 @@ static void interleave_check_scenario(void)
     stg(with_tag(mid, 5));
     check("interleave-mid-in-first-half",
           tag_byte(mid) >= half && tag_byte(mid) < half + len / 2);
-    MAILBOX[6] = (uint64_t)interleave_r2_insn;
+    MAILBOX[6] = INSN_ADDR(interleave_r2_insn);
     for (uint64_t a = half; a < half + len / 2; a += 8) {
         asm volatile(".globl interleave_r2_insn\n"
                      "interleave_r2_insn: ldr %0, [%1]"
