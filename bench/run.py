@@ -7,7 +7,8 @@ tag-storage-check=log).  Cases: bare-metal tag-heavy loops, Linux boot to
 init plus the MTE suite, and a tagged-heap workload in Linux.  Runs are
 interleaved (every configuration of a case back to back, repetition after
 repetition); each run is timed from process start to exit and its peak
-RSS read with wait4().  The bare-metal cases also get a "net" ratio,
+RSS read with wait4().  Medians and minimums both get a table of
+ratios.  The bare-metal cases also get a "net" ratio,
 with each configuration's start-up and shutdown time (the same program
 run with 0 passes) subtracted.  Prints medians, minimums and ratios to stock,
 writes results.json and results.csv (and a plot when matplotlib is
@@ -138,6 +139,12 @@ def main():
                          'min_s': mn[k], 'runs': res[case][k],
                          'ratio_to_stock': med[k] / med['stock'],
                          'net_ratio_to_stock': net.get(k)})
+    print('\n%-18s' % 'case (min s)' + ''.join('%8s' % k for k in names) +
+          ''.join('%10s' % (k + '/stk') for k in others))
+    for case, _ in cases:
+        mn = {k: min(v) for k, v in res[case].items()}
+        print('%-18s' % case + ''.join('%8.3f' % mn[k] for k in names) +
+              ''.join('%9.2fx' % (mn[k] / mn['stock']) for k in others))
     print('\npeak RSS (MiB): ' + ', '.join('%s %.0f' % (k, v)
                                            for k, v in rss.items()))
     print('(-m 2G for Linux: 1/32 of guest RAM is %d MiB)' % (2048 // 32))
