@@ -27,6 +27,7 @@
 #define FLAG_PERSIST    64
 #define FLAG_RESET      128
 #define FLAG_INTERLEAVE 256
+#define FLAG_SECURE     512
 #define CHECK_FLOOD     100
 #define REPORTS_PER_SEC 20      /* MTE_TAG_STORAGE_REPORTS_PER_SEC */
 
@@ -996,7 +997,9 @@ static void test_snapshot(void)
     char *out;
 
     run_qemu_img(create);
-    guest_start_opts(&g, "tag-storage=on", FLAG_TAG_STORAGE | FLAG_PERSIST);
+    /* secure=on: the guest also tags secure RAM, in hidden tag memory */
+    guest_start_opts(&g, "secure=on,tag-storage=on",
+                     FLAG_TAG_STORAGE | FLAG_PERSIST | FLAG_SECURE);
     host_wait(&g, 20);
     qtest_qmp_assert_success(g.qts, "{ 'execute': 'stop' }");
     saved = carveout_sha(&g);
@@ -1022,9 +1025,10 @@ static void test_snapshot(void)
     host_ack(&g, 20);
     out = wait_serial(&g, "END\n");
     g_assert_cmpint(count_lines(out, "ok persist-tags"), ==, 2);
+    g_assert_cmpint(count_lines(out, "ok persist-secure-tags"), ==, 2);
     g_assert_cmpint(count_lines(out, "ok persist-checks"), ==, 2);
     g_assert_null(strstr(out, "persist-scrambled"));
-    g_assert_nonnull(strstr(out, "RESULT pass=2 fail=0\n"));
+    g_assert_nonnull(strstr(out, "RESULT pass=3 fail=0\n"));
     guest_finish(&g, out);
     unlink(disk);
     rmdir(dir);
@@ -1086,6 +1090,122 @@ static void test_migrate(void)
     rmdir(src.dir);
     unlink(file);
     rmdir(dir);
+}
+
+/* Extract the RAM blocks of migration stream @file into @dir */
+static void extract_stream(const char *file, const char *dir)
+{
+    const char *py = g_getenv("MTS_PYTHON");
+    const char *script = g_getenv("MTS_ANALYZE_MIGRATION");
+    const char *argv[] = { py, script, "-x", "-f", file, NULL };
+    g_autoptr(GError) err = NULL;
+    int status;
+
+    g_assert(py && script);
+    g_assert(g_spawn_sync(dir, (char **)argv, NULL,
+                          G_SPAWN_STDOUT_TO_DEV_NULL |
+                          G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, NULL, NULL,
+                          &status, &err));
+    g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static char *block_sha(const char *dir, const char *block, char **data,
+                       gsize *len)
+{
+    g_autofree char *path = g_build_filename(dir, block, NULL);
+
+    g_assert(g_file_get_contents(path, data, len, NULL));
+    unlink(path);
+    return g_compute_checksum_for_data(G_CHECKSUM_SHA256, (guchar *)*data,
+                                       *len);
+}
+
+/* The guest's generator (persist_fill()), to predict the tags it set */
+static uint64_t xorshift64s(uint64_t *state)
+{
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    return *state * 0x2545f4914f6cdd1dull;
+}
+
+/*
+ * -M secure=on: the program runs at Secure EL1 and also tags 1 MiB of
+ * secure RAM, whose tags live in hidden secure tag memory that no host
+ * interface reads.  Migrate to a file, load it in a second QEMU and
+ * migrate that to another file: the secure tag RAM block and the
+ * carveout, extracted from both streams, are the same, and the secure
+ * tags are the ones the guest's generator set.
+ */
+static void test_migrate_secure(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("mts-migs-XXXXXX", NULL);
+    g_autofree char *file_a = g_build_filename(dir, "a.mig", NULL);
+    g_autofree char *file_b = g_build_filename(dir, "b.mig", NULL);
+    g_autofree char *dir_a = g_build_filename(dir, "a", NULL);
+    g_autofree char *dir_b = g_build_filename(dir, "b", NULL);
+    g_autofree char *uri_a = g_strdup_printf("file:%s", file_a);
+    g_autofree char *uri_b = g_strdup_printf("file:%s", file_b);
+    g_autofree char *incoming = g_strdup_printf("-incoming %s", uri_a);
+    g_autofree char *sec_a = NULL, *sec_b = NULL, *ts_a = NULL, *ts_b = NULL;
+    g_autofree char *sec = NULL, *sec2 = NULL, *ts = NULL, *ts2 = NULL;
+    g_autofree char *rm = NULL;
+    const uint64_t sec_offset = 0x100000 / 32;   /* tags of 0x0e100000 */
+    uint64_t state = 0x5ec;
+    gsize len;
+    Guest src = {}, dst = { .extra = incoming };
+    char *out;
+
+    g_assert_cmpint(mkdir(dir_a, 0700), ==, 0);
+    g_assert_cmpint(mkdir(dir_b, 0700), ==, 0);
+    guest_start_opts(&src, "secure=on,tag-storage=on",
+                     FLAG_TAG_STORAGE | FLAG_PERSIST | FLAG_SECURE);
+    host_wait(&src, 20);
+    qtest_qmp_assert_success(src.qts, "{ 'execute': 'stop' }");
+    qtest_qmp_assert_success(src.qts, "{ 'execute': 'migrate', 'arguments': "
+                             "{ 'uri': %s } }", uri_a);
+    wait_migration(src.qts);
+    qtest_quit(src.qts);
+
+    guest_launch(&dst, "secure=on,tag-storage=on");
+    wait_migration(dst.qts);
+    qtest_qmp_assert_success(dst.qts, "{ 'execute': 'migrate', 'arguments': "
+                             "{ 'uri': %s } }", uri_b);
+    wait_migration(dst.qts);
+
+    extract_stream(file_a, dir_a);
+    extract_stream(file_b, dir_b);
+    sec_a = block_sha(dir_a, "mach-virt.secure-tag", &sec, &len);
+    sec_b = block_sha(dir_b, "mach-virt.secure-tag", &sec2, &len);
+    g_assert_cmpstr(sec_a, ==, sec_b);
+    ts_a = block_sha(dir_a, "mte-tag-storage", &ts, &len);
+    ts_b = block_sha(dir_b, "mte-tag-storage", &ts2, &len);
+    g_assert_cmpstr(ts_a, ==, ts_b);
+    g_assert_cmpuint(len, ==, src.ram_size / 32);
+    for (uint64_t i = 0; i < 0x100000 / 32; i++) {
+        uint8_t lo = xorshift64s(&state) & 15;
+        uint8_t hi = xorshift64s(&state) & 15;
+
+        g_assert_cmphex((uint8_t)sec[sec_offset + i], ==, lo | hi << 4);
+    }
+
+    /* and the guest, resumed, reads them back */
+    qtest_writeq(dst.qts, MAILBOX + 56, 1);
+    qtest_qmp_assert_success(dst.qts, "{ 'execute': 'cont' }");
+    host_ack(&dst, 20);
+    out = wait_serial(&dst, "END\n");
+    g_assert(g_str_has_prefix(out, "ok persist-tags\n"
+                              "ok persist-secure-tags\n"
+                              "ok persist-checks\n"));
+    g_assert_nonnull(strstr(out, "RESULT pass=3 fail=0\n"));
+    guest_finish(&dst, out);
+    unlink(src.serial);
+    unlink(src.log);
+    rmdir(src.dir);
+    unlink(file_a);
+    unlink(file_b);
+    rm = g_strdup_printf("rm -rf %s", dir);
+    g_assert_cmpint(system(rm), ==, 0);
 }
 
 /* system_reset clears the carveout, and code translated from it */
@@ -1156,6 +1276,8 @@ int main(int argc, char **argv)
     qtest_add_func("mte-tag-storage/check/interleave", test_check_interleave);
     qtest_add_func("mte-tag-storage/persist/snapshot", test_snapshot);
     qtest_add_func("mte-tag-storage/persist/migrate", test_migrate);
+    qtest_add_func("mte-tag-storage/persist/migrate-secure",
+                   test_migrate_secure);
     qtest_add_func("mte-tag-storage/persist/reset", test_reset);
     qtest_add_data_func("mte-tag-storage/random/tag-storage-on",
                         GINT_TO_POINTER(1), test_random);

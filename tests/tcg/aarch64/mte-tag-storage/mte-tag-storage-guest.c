@@ -42,6 +42,7 @@
 #define FLAG_PERSIST    64  /* tags across savevm/loadvm and migration */
 #define FLAG_RESET      128 /* tags set, then the host resets the machine */
 #define FLAG_INTERLEAVE 256 /* tag-storage-interleave=on, block MAILBOX[8] */
+#define FLAG_SECURE     512 /* -M secure=on: we run at Secure EL1 */
 
 #define GRANULE         16
 #define PAGE            4096
@@ -166,8 +167,11 @@ uint64_t exc_handler(uint64_t esr, uint64_t far, uint64_t elr, uint64_t type,
 #define DESC_ISH        (3ull << 8)
 #define DESC_XN         (3ull << 53)
 #define ALIAS_VA        0x80000000ull   /* Tagged view of PA 1G..2G */
+#define SECURE_RAM      0x0e000000ull   /* virt's secure RAM, 16 MiB */
+#define SECURE_RAM_SIZE 0x01000000ull
 
 static uint64_t l1[512] __attribute__((aligned(4096)));
+static uint64_t l2_low[512] __attribute__((aligned(4096)));
 static uint64_t l2[512] __attribute__((aligned(4096)));
 
 static uint64_t block(uint64_t pa, int attr)
@@ -181,7 +185,15 @@ static void mmu_enable(void)
 {
     uint64_t sctlr, tcr;
 
-    l1[0] = block(0, ATTR_DEVICE);
+    /* the first GiB is devices, but for virt's secure RAM (Tagged) */
+    for (int i = 0; i < 512; i++) {
+        uint64_t pa = i * 0x200000ull;
+        int secure_ram = (MAILBOX[0] & FLAG_SECURE) && pa >= SECURE_RAM &&
+                         pa < SECURE_RAM + SECURE_RAM_SIZE;
+
+        l2_low[i] = block(pa, secure_ram ? ATTR_TAGGED : ATTR_DEVICE);
+    }
+    l1[0] = (uint64_t)l2_low | DESC_TABLE;
     l1[1] = (uint64_t)l2 | DESC_TABLE;
     for (int i = 0; i < 512; i++) {
         uint64_t pa = 0x40000000ull + i * 0x200000ull;
@@ -1228,17 +1240,30 @@ static void persist_scenario(void)
 {
     uint64_t a = ram_base + ram_size / 2 + 0x100000;
     uint64_t g = a + 0x12340 / GRANULE * GRANULE;
+    uint64_t sec = SECURE_RAM + 0x100000;
+    int secure = MAILBOX[0] & FLAG_SECURE;
 
     persist_fill(a, 0x5eed);
+    if (secure) {
+        /* tags in the hidden secure tag memory */
+        persist_fill(sec, 0x5ec);
+    }
     host_stage(20);
     check("persist-tags", persist_verify(a, 0x5eed));
+    if (secure) {
+        check("persist-secure-tags", persist_verify(sec, 0x5ec));
+    }
     check("persist-checks",
           !FAULTS(load64(with_tag(g, ldg(g)))) &&
           FAULTS(load64(with_tag(g, ldg(g) + 1))));
     if (!MAILBOX[7]) {
         persist_fill(a, 0xbad);
+        if (secure) {
+            persist_fill(sec, 0xbad);
+        }
         host_stage(21);
-        check("persist-scrambled", !persist_verify(a, 0x5eed));
+        check("persist-scrambled", !persist_verify(a, 0x5eed) &&
+              (!secure || !persist_verify(sec, 0x5ec)));
     }
 }
 

@@ -1,6 +1,7 @@
 /*
  * Minimal EL1 runtime for the mte-tag-storage bare-metal tests:
- * stack, exception vectors that call into C, then main().
+ * stack, exception vectors that call into C, then main(); entered at
+ * EL3 (secure=on), it drops to Secure EL1 first.
  *
  * Copyright (c) 2026 The mte-tag-storage authors
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -9,6 +10,24 @@
     .section .text.start, "ax"
     .global _start
 _start:
+    /*
+     * With -M secure=on an ELF starts at EL3: continue at Secure EL1,
+     * AArch64, with tag accesses allowed, so that the program can tag
+     * secure memory too.
+     */
+    mrs     x0, CurrentEL
+    cmp     x0, #(3 << 2)
+    b.ne    el1
+    mov     x0, #(1 << 10)          /* SCR_EL3.RW; NS = 0 */
+    orr     x0, x0, #(1 << 26)      /* SCR_EL3.ATA */
+    msr     scr_el3, x0
+    mov     x0, #0x3c5              /* EL1h, DAIF masked */
+    msr     spsr_el3, x0
+    adr     x0, el1
+    msr     elr_el3, x0
+    isb
+    eret
+el1:
     ldr     x0, =stack_top
     mov     sp, x0
     adr     x0, vectors
