@@ -9,18 +9,7 @@ need_tools /usr/bin/python3 ninja pkg-config cc dtc
 
 "$TOP/scripts/prepare-tree.sh"
 
-if [ ! -f "$OBJ/build.ninja" ] || [ ! -f "$OBJ/.configure-flags" ] ||
-   [ "$(cat "$OBJ/.configure-flags")" != "$CONFIGURE_FLAGS" ]; then
-    say "configuring QEMU in $OBJ"
-    rm -rf "$OBJ"
-    mkdir -p "$OBJ"
-    # shellcheck disable=SC2086
-    (cd "$OBJ" && "$SRC/configure" $CONFIGURE_FLAGS) > "$BUILD_ROOT/configure.log" 2>&1 || {
-        tail -n 30 "$BUILD_ROOT/configure.log" >&2
-        die "configure failed; full log in $BUILD_ROOT/configure.log"
-    }
-    echo "$CONFIGURE_FLAGS" > "$OBJ/.configure-flags"
-fi
+configure_once "$OBJ" "$CONFIGURE_FLAGS" "$BUILD_ROOT/configure.log"
 
 say "building qemu-system-aarch64 (ninja -C $OBJ)"
 status=$BUILD_ROOT/.ninja-status

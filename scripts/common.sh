@@ -84,3 +84,20 @@ setup_gdb() {
         export MTS_GDB_DATA_DIR="$BUILD_ROOT/gdb-16.3/share/gdb"
     fi
 }
+
+# configure_once OBJ FLAGS LOG: configure QEMU from $SRC in OBJ, unless it
+# was already configured there with exactly FLAGS
+configure_once() {
+    if [ ! -f "$1/build.ninja" ] || [ ! -f "$1/.configure-flags" ] ||
+       [ "$(cat "$1/.configure-flags")" != "$2" ]; then
+        say "configuring QEMU in $1"
+        rm -rf "$1"
+        mkdir -p "$1"
+        # shellcheck disable=SC2086
+        (cd "$1" && "$SRC/configure" $2) > "$3" 2>&1 || {
+            tail -n 30 "$3" >&2
+            die "configure failed; full log in $3"
+        }
+        echo "$2" > "$1/.configure-flags"
+    fi
+}

@@ -12,16 +12,7 @@ REPORTS=$BUILD_ROOT/asan-reports
 flags="$CONFIGURE_FLAGS --enable-asan --enable-ubsan"
 
 "$TOP/scripts/prepare-tree.sh"
-if [ ! -f "$ASAN_OBJ/build.ninja" ] || [ ! -f "$ASAN_OBJ/.configure-flags" ] ||
-   [ "$(cat "$ASAN_OBJ/.configure-flags")" != "$flags" ]; then
-    say "configuring the sanitizer build in $ASAN_OBJ"
-    rm -rf "$ASAN_OBJ"
-    mkdir -p "$ASAN_OBJ"
-    # shellcheck disable=SC2086
-    (cd "$ASAN_OBJ" && "$SRC/configure" $flags) > "$BUILD_ROOT/asan-configure.log" 2>&1 ||
-        die "configure failed; see $BUILD_ROOT/asan-configure.log"
-    echo "$flags" > "$ASAN_OBJ/.configure-flags"
-fi
+configure_once "$ASAN_OBJ" "$flags" "$BUILD_ROOT/asan-configure.log"
 start=$(date +%s)
 say "building with ASan and UBSan (ninja -C $ASAN_OBJ)"
 ninja -C "$ASAN_OBJ" qemu-system-aarch64 qemu-img \

@@ -14,6 +14,24 @@ mkdir -p "$logs"
 fail=0
 ref=
 
+# run_linux NAME SUMMARY [run-linux.py options]: boot the guest once and
+# print one TAP line, with the report's line matching SUMMARY on success
+run_linux() {
+    name=$1 summary=$2
+    shift 2
+    if /usr/bin/python3 "$TOP/guest/run-linux.py" --qemu "$QEMU_BIN" \
+           --kernel "$kernel" --initrd "$initrd" \
+           --log "$logs/$name.console" --quiet "$@" \
+           > "$logs/$name.report" 2>&1; then
+        echo "ok linux/$name $(grep "$summary" "$logs/$name.report" |
+                               sed 's/^ *//')"
+    else
+        sed 's/^/#   /' "$logs/$name.report"
+        echo "not ok linux/$name (console: $logs/$name.console)"
+        fail=1
+    fi
+}
+
 for cfg in tag-storage=off \
            tag-storage=on,tag-storage-binding=v1 \
            tag-storage=on,tag-storage-binding=v2 \
@@ -23,15 +41,7 @@ for cfg in tag-storage=off \
            tag-storage=on,tag-storage-binding=v3,tag-storage-block-size=8192; do
     name=$(echo "$cfg" | tr ',=' '__')
     echo "# $cfg"
-    if /usr/bin/python3 "$TOP/guest/run-linux.py" --qemu "$QEMU_BIN" \
-           --kernel "$kernel" --initrd "$initrd" --machine "$cfg" \
-           --log "$logs/$name.console" --quiet > "$logs/$name.report" 2>&1; then
-        echo "ok linux/$name $(grep '^guest checks' "$logs/$name.report")"
-    else
-        sed 's/^/#   /' "$logs/$name.report"
-        echo "not ok linux/$name (console: $logs/$name.console)"
-        fail=1
-    fi
+    run_linux "$name" '^guest checks' --machine "$cfg"
     # verdicts of the suite proper, without the tag storage checks
     v=$(grep -E '^(ok|not ok) ' "$logs/$name.console" |
         grep -v -E ' (probe-|carveout-)' | sort | md5sum | cut -c1-8)
@@ -43,39 +53,20 @@ for cfg in tag-storage=off \
     fi
 done
 # Two NUMA nodes: a carveout per node, each tied to its memory node
-name=numa_v3
 numa="-smp 2 -object memory-backend-ram,id=m0,size=1G
  -object memory-backend-ram,id=m1,size=1G
  -numa node,nodeid=0,memdev=m0,cpus=0 -numa node,nodeid=1,memdev=m1,cpus=1"
-if /usr/bin/python3 "$TOP/guest/run-linux.py" --qemu "$QEMU_BIN" \
-       --kernel "$kernel" --initrd "$initrd" \
-       --machine tag-storage=on,tag-storage-binding=v3 --extra "$numa" \
-       --log "$logs/$name.console" --quiet > "$logs/$name.report" 2>&1; then
-    echo "ok linux/$name $(grep '^guest checks' "$logs/$name.report")"
-else
-    sed 's/^/#   /' "$logs/$name.report"
-    echo "not ok linux/$name (console: $logs/$name.console)"
-    fail=1
-fi
+run_linux numa_v3 '^guest checks' \
+    --machine tag-storage=on,tag-storage-binding=v3 --extra "$numa"
 
 # The reuse checker: the unmodified kernel never breaks a rule; the
 # reuse probe (v1) breaks R1 4 times (2 LDG, a faulting and a passing
 # load after its data write) and R2 128 times (it reads 128 tag bytes).
 for run in "v3 0,0,0" "v1 4,128,0"; do
     set -- $run
-    cfg=tag-storage=on,tag-storage-binding=$1,tag-storage-check=log
-    name=check_log_$1
-    if /usr/bin/python3 "$TOP/guest/run-linux.py" --qemu "$QEMU_BIN" \
-           --kernel "$kernel" --initrd "$initrd" --machine "$cfg" \
-           --expect-violations "$2" --log "$logs/$name.console" --quiet \
-           > "$logs/$name.report" 2>&1; then
-        echo "ok linux/$name $(grep 'checker log' "$logs/$name.report" |
-                               sed 's/^ *//')"
-    else
-        sed 's/^/#   /' "$logs/$name.report"
-        echo "not ok linux/$name (console: $logs/$name.console)"
-        fail=1
-    fi
+    run_linux "check_log_$1" 'checker log' \
+        --machine "tag-storage=on,tag-storage-binding=$1,tag-storage-check=log" \
+        --expect-violations "$2"
 done
 # Interleaved blocks (8 KiB): the reuse probe computes the tag address of
 # its page linearly, as a kernel unaware of the interleave would.  Unless

@@ -681,6 +681,12 @@ static void assert_stopped_at_access(Guest *g)
 
 #define TAG_BYTE(g, pa) ((g)->carveout + ((pa) - RAM_BASE) / 32)
 
+/* What the host expects after one stage of check_scenario() */
+typedef struct CheckStage {
+    const char *rule;
+    uint64_t paddr, ts_addr, r1, r2, r3;
+} CheckStage;
+
 static void test_check(const void *opaque)
 {
     const char *policy = opaque;
@@ -691,6 +697,7 @@ static void test_check(const void *opaque)
                                                policy);
     Guest g = {};
     uint64_t a, b, c, self;
+    CheckStage stage[3];
     QDict *region;
     QList *blocks;
     char *out;
@@ -726,38 +733,26 @@ static void test_check(const void *opaque)
     g_assert_cmpint(drain_events(&g), ==, 0);
     host_ack(&g, 10);
 
-    /* R1: LDG of a byte the guest wrote as data */
-    if (stop) {
-        assert_stopped_at_access(&g);
+    /*
+     * Stage 11: R1, LDG of a byte the guest wrote as data.
+     * Stage 12: R2, LDRB of a byte written by STG.
+     * Stage 13: R3, a Tagged load from the carveout.
+     */
+    stage[0] = (CheckStage) { "r1", b, TAG_BYTE(&g, b), 1, 0, 0 };
+    stage[1] = (CheckStage) { "r2", c, TAG_BYTE(&g, c), 1, 1, 0 };
+    stage[2] = (CheckStage) { "r3", self, self, 1, 1, 1 };
+    for (int i = 0; i < ARRAY_SIZE(stage); i++) {
+        if (stop) {
+            assert_stopped_at_access(&g);
+        }
+        host_wait(&g, 11 + i);
+        assert_violations(&g, stage[i].r1, stage[i].r2, stage[i].r3);
+        if (event) {
+            assert_event(&g, stage[i].rule, stage[i].paddr, stage[i].ts_addr,
+                         true);
+        }
+        host_ack(&g, 11 + i);
     }
-    host_wait(&g, 11);
-    assert_violations(&g, 1, 0, 0);
-    if (event) {
-        assert_event(&g, "r1", b, TAG_BYTE(&g, b), true);
-    }
-    host_ack(&g, 11);
-
-    /* R2: LDRB of a byte written by STG */
-    if (stop) {
-        assert_stopped_at_access(&g);
-    }
-    host_wait(&g, 12);
-    assert_violations(&g, 1, 1, 0);
-    if (event) {
-        assert_event(&g, "r2", c, TAG_BYTE(&g, c), true);
-    }
-    host_ack(&g, 12);
-
-    /* R3: a Tagged load from the carveout */
-    if (stop) {
-        assert_stopped_at_access(&g);
-    }
-    host_wait(&g, 13);
-    assert_violations(&g, 1, 1, 1);
-    if (event) {
-        assert_event(&g, "r3", self, self, true);
-    }
-    host_ack(&g, 13);
 
     /* The same R2 CHECK_FLOOD times: all counted, reports rate limited */
     for (int i = 0; stop && i < CHECK_FLOOD; i++) {
