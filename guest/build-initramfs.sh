@@ -1,6 +1,8 @@
 #!/bin/sh
-# Build the test guest's initramfs: our static /init (mte-init.c) and,
-# when Debian's arm64 busybox-static could be fetched, a busybox /bin/sh.
+# Build the test guest's initramfs: our static /init (mte-init.c), the
+# DMA test /virtio-dma (virtio-dma.c) with the kernel's virtio modules
+# (from fetch-guest.sh) in /lib/modules and, when Debian's arm64
+# busybox-static could be fetched, a busybox /bin/sh.
 # Prints the path of the cpio archive.
 set -eu
 . "$(dirname "$0")/../scripts/common.sh"
@@ -8,18 +10,40 @@ need_tools aarch64-linux-gnu-gcc cpio
 G=$BUILD_ROOT/guest
 out=$G/initramfs.cpio
 init=$G/mte-init
+dma=$G/virtio-dma
 mkdir -p "$G"
 if [ ! -f "$init" ] || [ "$TOP/guest/mte-init.c" -nt "$init" ]; then
     say "compiling the guest's /init" >&2
     aarch64-linux-gnu-gcc -O2 -static -march=armv8.5-a+memtag -Wall \
         -Wno-unused-parameter -o "$init" "$TOP/guest/mte-init.c"
 fi
-if [ ! -f "$out" ] || [ "$init" -nt "$out" ] ||
+# /smp-stress, exec'd by /init for mts.smp=MODE (guest/tests/smp.sh)
+stress=$G/smp-stress
+if [ ! -f "$stress" ] || [ "$TOP/guest/smp-stress.c" -nt "$stress" ]; then
+    say "compiling the guest's /smp-stress" >&2
+    aarch64-linux-gnu-gcc -O2 -static -pthread -march=armv8.5-a+memtag \
+        -Wall -Wno-unused-parameter -o "$stress" "$TOP/guest/smp-stress.c"
+fi
+# /virtio-dma, exec'd by /init for mts.dma (guest/tests/dma.sh)
+if [ ! -f "$dma" ] || [ "$TOP/guest/virtio-dma.c" -nt "$dma" ]; then
+    say "compiling the guest's /virtio-dma" >&2
+    aarch64-linux-gnu-gcc -O2 -static -pthread -march=armv8.5-a+memtag \
+        -Wall -o "$dma" "$TOP/guest/virtio-dma.c"
+fi
+if [ ! -f "$out" ] || [ "$init" -nt "$out" ] || [ "$stress" -nt "$out" ] ||
+   [ "$dma" -nt "$out" ] ||
+   { [ -f "$G/modules/order" ] && [ "$G/modules/order" -nt "$out" ]; } ||
    { [ -f "$G/busybox" ] && [ "$G/busybox" -nt "$out" ]; }; then
     root=$G/rootfs
     rm -rf "$root"
     mkdir -p "$root/proc" "$root/sys" "$root/dev" "$root/bin" "$root/tmp"
     cp "$init" "$root/init"
+    cp "$dma" "$root/virtio-dma"
+    if [ -f "$G/modules/order" ]; then
+        mkdir -p "$root/lib/modules"
+        cp "$G"/modules/order "$G"/modules/*.ko "$root/lib/modules/"
+    fi
+    cp "$stress" "$root/smp-stress"
     if [ -f "$G/busybox" ]; then
         cp "$G/busybox" "$root/bin/busybox"
         for c in sh ls cat echo dmesg poweroff hexdump grep mount; do

@@ -457,6 +457,7 @@ typedef struct TagStorage {
     char node[600];
     uint64_t base, size, tagged_base, tagged_size;
     uint32_t block_size;
+    uint64_t host_base, host_size;  /* all carveouts, from the host */
 } TagStorage;
 
 static int find_tag_storage(const char *dir, TagStorage *ts)
@@ -505,6 +506,13 @@ static void show_layout(TagStorage *ts, int *have)
     }
     *have = find_tag_storage("/proc/device-tree", ts) ||
             find_tag_storage("/proc/device-tree/reserved-memory", ts);
+    if (!*have && ts->host_size) {
+        /* ACPI: no device tree; the host said where the carveout is */
+        snprintf(ts->node, sizeof(ts->node), "/proc/device-tree(none)");
+        ts->base = ts->host_base;
+        ts->size = ts->host_size;
+        *have = 1;
+    }
     printf("LAYOUT tagged-ram 0x%llx+0x%llx\n",
            (unsigned long long)ts->tagged_base,
            (unsigned long long)ts->tagged_size);
@@ -559,6 +567,42 @@ static void test_carveout_untouched(TagStorage *ts)
         fclose(f);
     }
     check("carveout-not-used-as-ram", !in_ram || reserved);
+}
+
+/*
+ * The host passes "mts.carveout=BASE,SIZE": where it put the carveout,
+ * whether or not the guest was told (under ACPI it is told nothing).
+ */
+static void carveout_from_cmdline(const char *cmdline, TagStorage *ts)
+{
+    const char *p = strstr(cmdline, "mts.carveout=");
+    unsigned long long base, size;
+
+    if (p && sscanf(p, "mts.carveout=%llx,%llx", &base, &size) == 2) {
+        ts->host_base = base;
+        ts->host_size = size;
+    }
+}
+
+/* The kernel's RAM is the tagged RAM at most, never the carveout too */
+static void test_mem_total(TagStorage *ts)
+{
+    char line[256];
+    unsigned long long kb = 0;
+    FILE *f = fopen("/proc/meminfo", "r");
+
+    while (f && fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "MemTotal: %llu kB", &kb) == 1) {
+            break;
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+    printf("# MemTotal %llu kB, tagged RAM %llu kB\n", kb,
+           (unsigned long long)ts->host_size * 32 / 1024);
+    check("carveout-mem-total",
+          kb && kb * 1024 <= ts->host_size * 32);
 }
 
 static void test_reuse_probe(TagStorage *ts)
@@ -645,10 +689,42 @@ int main(int argc, char **argv)
         reboot(RB_POWER_OFF);
     }
 
+    if (strstr(cmdline, "mts.dma")) {
+        /* guest/tests/dma.sh: /virtio-dma instead of the checks */
+        pid_t pid = fork();
+
+        if (pid == 0) {
+            char *args[] = { (char *)"/virtio-dma", NULL };
+
+            execv(args[0], args);
+            printf("not ok virtio-dma-exec\nRESULT pass=0 fail=1\nFAIL\n");
+            _exit(3);
+        }
+        waitpid(pid, NULL, 0);
+        sync();
+        reboot(RB_POWER_OFF);
+    }
+
+    if (strstr(cmdline, "mts.smp=")) {
+        /* guest/tests/smp.sh: /smp-stress MODE instead of the checks */
+        char mode[64] = "";
+        char *args[] = { (char *)"/smp-stress", mode, NULL };
+
+        sscanf(strstr(cmdline, "mts.smp=") + 8, "%63s", mode);
+        execv(args[0], args);
+        printf("not ok smp-stress-exec\nRESULT pass=0 fail=1\nFAIL\n");
+        sync();
+        reboot(RB_POWER_OFF);
+    }
+
     printf("MTS guest: mte-tag-storage Linux checks\n");
+    carveout_from_cmdline(cmdline, &ts);
     show_layout(&ts, &have_ts);
     if (have_ts) {
         test_carveout_untouched(&ts);
+    }
+    if (ts.host_size) {
+        test_mem_total(&ts);
     }
     test_basic();
     test_async();

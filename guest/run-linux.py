@@ -18,6 +18,7 @@ import tempfile
 import time
 
 RAM_BASE = 0x40000000
+EVENTS = []                                     # QMP events, as received
 
 
 def qmp_connect(path, deadline):
@@ -43,6 +44,19 @@ def qmp(f, cmd, **args):
         msg = json.loads(f.readline())
         if 'return' in msg or 'error' in msg:
             return msg
+        if 'event' in msg:
+            EVENTS.append(msg)
+
+
+def peak_rss_mib(pid):
+    try:
+        with open('/proc/%d/status' % pid) as st:
+            for line in st:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 0
 
 
 def main():
@@ -55,8 +69,14 @@ def main():
     ap.add_argument('--timeout', type=int, default=180)
     ap.add_argument('--log', required=True, help='console log file')
     ap.add_argument('--quiet', action='store_true')
+    ap.add_argument('--bios', help='UEFI firmware: boot through it (the '
+                    'kernel is handed over by fw_cfg)')
     ap.add_argument('--extra', default='',
                     help='more QEMU options, e.g. -numa ...')
+    ap.add_argument('--append', default='',
+                    help='more kernel command line, e.g. mts.dma')
+    ap.add_argument('--events', metavar='FILE',
+                    help='write the QMP events received, one JSON a line')
     ap.add_argument('--expect-violations', metavar='R1,R2,R3',
                     help='with tag-storage-check: exact violation counts '
                     'from query-mte-tag-storage at power-off')
@@ -65,16 +85,26 @@ def main():
     tmp = tempfile.mkdtemp(prefix='mts-linux-')
     sock = os.path.join(tmp, 'qmp.sock')
     dump = os.path.join(tmp, 'carveout.bin')
+    append = 'console=ttyAMA0 panic=-1 quiet ' + a.append
+    if re.search(r'(^|,)tag-storage=on', a.machine):
+        # where the carveouts are (after all RAM), whether or not the guest
+        # is told: under ACPI it must not find them in its memory map
+        ram = a.ram_mib << 20
+        append += ' mts.carveout=0x%x,0x%x' % (RAM_BASE + ram, ram // 32)
+    # default devices (a virtio NIC with its option ROM) on purpose
     cmd = [a.qemu, '-M', 'virt,mte=on,' + a.machine,
            '-cpu', 'max,pauth-impdef=on', '-m', '%dM' % a.ram_mib,
-           '-nic', 'none', '-display', 'none', '-no-shutdown',
+           '-display', 'none', '-no-shutdown',
            '-serial', 'file:' + a.log, '-qmp', 'unix:%s,server=on,wait=off'
            % sock, '-kernel', a.kernel, '-initrd', a.initrd,
-           '-append', 'console=ttyAMA0 panic=-1 quiet'] + a.extra.split()
+           '-append', append.strip()] + a.extra.split()
+    if a.bios:
+        cmd += ['-bios', a.bios]
     start = time.time()
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     deadline = start + a.timeout
     ok = True
+    rss = 0
     try:
         s, f = qmp_connect(sock, start + 20)
         while True:
@@ -120,8 +150,9 @@ def main():
                 first = (int(pfn, 16) * 4096 - RAM_BASE) // 32
                 for i in range(first, min(size, first + 128 * int(n))):
                     allowed[i] = 1
-            stray = [i for i, b in enumerate(data) if b and not allowed[i]]
-            tags = sum(1 for i, b in enumerate(data) if b and allowed[i])
+            nonzero = [m.start() for m in re.finditer(rb'[^\x00]', data)]
+            stray = [i for i in nonzero if not allowed[i]]
+            tags = len(nonzero) - len(stray)
             host += ('host: carveout 0x%x+0x%x: %d non-zero tag bytes of '
                     'tagged pages, %d non-zero bytes elsewhere'
                     % (base, size, tags, len(stray)))
@@ -139,6 +170,7 @@ def main():
                          '%s, set by STG in the guest, then byte 0 written '
                          'through /dev/mem): %s' % (probe.group(2),
                          probe.group(1), data[at:at + 16].hex(' ')))
+        rss = peak_rss_mib(proc.pid)
         qmp(f, 'quit')
     except (OSError, ValueError) as e:
         print('FAIL: %s' % e)
@@ -157,6 +189,9 @@ def main():
                 os.unlink(p)
         os.rmdir(tmp)
     err = proc.stderr.read()
+    if a.events:
+        with open(a.events, 'w') as ev:
+            ev.writelines(json.dumps(e) + '\n' for e in EVENTS)
     if err.strip():
         print('qemu stderr: ' + err.strip())
 
@@ -188,9 +223,10 @@ def main():
         print('Host check of the carveout (pmemsave after power-off):')
         for line in host.splitlines():
             print('  ' + line.replace('host: ', '', 1))
-    print('guest checks: %d passed, %d failed; boot to result %.1f s'
+    print('guest checks: %d passed, %d failed; boot to result %.1f s; '
+          'peak RSS %d MiB'
           % (sum(1 for c in checks if c[0] == 'ok'),
-             sum(1 for c in checks if c[0] != 'ok'), elapsed))
+             sum(1 for c in checks if c[0] != 'ok'), elapsed, rss))
     print('PASS' if ok else 'FAIL')
     return 0 if ok else 1
 

@@ -15,7 +15,7 @@ HASHES=$TOP/scripts/qemu-source.sha256
 # Top-level directories of this repo that hold overlay files at QEMU paths
 OVERLAY_DIRS="hw include target tests docs"
 
-QEMU_BIN=$OBJ/qemu-system-aarch64
+QEMU_BIN=${MTS_QEMU:-$OBJ/qemu-system-aarch64}
 
 # ccache: share hits between clones by hashing paths relative to the build
 export CCACHE_BASEDIR="$BUILD_ROOT"
@@ -63,8 +63,12 @@ need_tools() {
 }
 
 # configure flags, shared by our build and the pristine build used in bench/
+# The +ds source has no option ROMs or edk2 builds: the built QEMU finds
+# Debian's (ipxe-qemu, qemu-efi-aarch64) through its firmware path.
+FIRMWARE_PATH=/usr/lib/ipxe/qemu:/usr/share/qemu-efi-aarch64:/usr/share/qemu
 CONFIGURE_FLAGS="--target-list=aarch64-softmmu --disable-docs
- --python=/usr/bin/python3 --enable-fdt=system --enable-slirp"
+ --python=/usr/bin/python3 --enable-fdt=system --enable-slirp
+ --firmwarepath=$FIRMWARE_PATH"
 # QEMU's configure names the compiler itself, so meson does not add ccache:
 # use ccache's compiler links when they are installed.
 if [ -x /usr/lib/ccache/gcc ] && [ -z "${MTS_NO_CCACHE:-}" ]; then

@@ -11,6 +11,12 @@ KVER=6.1.0-56-cloud-arm64
 KDEB=${KPKG}_6.1.192-2_arm64.deb
 GUEST=$BUILD_ROOT/guest
 image=$GUEST/vmlinuz-$KVER
+# the virtio modules (the cloud kernel has no built-in virtio) for
+# guest/tests/dma.sh, in load order; build-initramfs.sh puts them in
+# /lib/modules
+MODULES="virtio/virtio_ring virtio/virtio virtio/virtio_pci_modern_dev
+ virtio/virtio_pci_legacy_dev virtio/virtio_pci block/virtio_blk"
+mods=$GUEST/modules
 
 mkdir -p "$GUEST"
 
@@ -41,7 +47,7 @@ if [ "${1:-}" = --busybox ]; then
     exit 0
 fi
 
-[ -f "$image" ] && { echo "$image"; exit 0; }
+[ -f "$image" ] && [ -f "$mods/order" ] && { echo "$image"; exit 0; }
 
 deb=
 if [ -f "$VENDOR/$KDEB" ]; then
@@ -63,6 +69,12 @@ say "extracting $KDEB" >&2
 rm -rf "$GUEST/kpkg"
 dpkg-deb -x "$deb" "$GUEST/kpkg"
 cp "$GUEST/kpkg/boot/vmlinuz-$KVER" "$image.tmp"
+rm -rf "$mods"
+mkdir -p "$mods"
+for m in $MODULES; do
+    cp "$GUEST/kpkg/lib/modules/$KVER/kernel/drivers/$m.ko" "$mods/"
+    echo "${m#*/}" >> "$mods/order"
+done
 rm -rf "$GUEST/kpkg"
 mv "$image.tmp" "$image"
 echo "$image"

@@ -5,32 +5,8 @@
 # all of them (only the tag storage checks may be added).
 set -eu
 MTS_TOP=$(cd "$(dirname "$0")/../.." && pwd)
-. "$MTS_TOP/scripts/common.sh"
-
-kernel=$("$TOP/scripts/fetch-guest.sh")
-initrd=$("$TOP/guest/build-initramfs.sh")
-logs=$BUILD_ROOT/guest/logs
-mkdir -p "$logs"
-fail=0
+. "$MTS_TOP/guest/linux-lib.sh"
 ref=
-
-# run_linux NAME SUMMARY [run-linux.py options]: boot the guest once and
-# print one TAP line, with the report's line matching SUMMARY on success
-run_linux() {
-    name=$1 summary=$2
-    shift 2
-    if /usr/bin/python3 "$TOP/guest/run-linux.py" --qemu "$QEMU_BIN" \
-           --kernel "$kernel" --initrd "$initrd" \
-           --log "$logs/$name.console" --quiet "$@" \
-           > "$logs/$name.report" 2>&1; then
-        echo "ok linux/$name $(grep "$summary" "$logs/$name.report" |
-                               sed 's/^ *//')"
-    else
-        sed 's/^/#   /' "$logs/$name.report"
-        echo "not ok linux/$name (console: $logs/$name.console)"
-        fail=1
-    fi
-}
 
 for cfg in tag-storage=off \
            tag-storage=on,tag-storage-binding=v1 \
@@ -43,8 +19,7 @@ for cfg in tag-storage=off \
     echo "# $cfg"
     run_linux "$name" '^guest checks' --machine "$cfg"
     # verdicts of the suite proper, without the tag storage checks
-    v=$(grep -E '^(ok|not ok) ' "$logs/$name.console" |
-        grep -v -E ' (probe-|carveout-)' | sort | md5sum | cut -c1-8)
+    v=$(suite_verdicts "$name")
     if [ -z "$ref" ]; then
         ref=$v
     elif [ "$v" != "$ref" ]; then

@@ -18,6 +18,7 @@
 #include "qemu/bswap.h"
 #include "qemu/error-report.h"
 #include "qemu/log.h"
+#include "qemu/madvise.h"
 #include "qemu/main-loop.h"
 #include "qemu/timer.h"
 #include "qemu/units.h"
@@ -30,12 +31,14 @@
 #include "hw/core/cpu.h"
 #include "hw/qdev-properties.h"
 #include "hw/misc/mte-tag-storage.h"
+#include "migration/qemu-file-types.h"
 #include "migration/vmstate.h"
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
 #include "qobject/qdict.h"
 #include "system/address-spaces.h"
 #include "system/hostmem.h"
+#include "system/runstate.h"
 #include "system/device_tree.h"
 #include "trace.h"
 
@@ -181,6 +184,46 @@ void mte_tag_storage_add_direct(hwaddr tagged_base, hwaddr tagged_size,
 
 /* Reuse checker: see "Reuse checker" in the header */
 
+/*
+ * What the checker remembers of each vCPU, under report_lock.  vCPUs stop
+ * and replay instructions independently, so each needs its own record.
+ */
+typedef struct MTETagStorageCpuState {
+    /* where check=stop stopped, so as to let the instruction pass once */
+    bool stopped;
+    vaddr stopped_pc;
+    hwaddr stopped_addr;
+    /* an R3 counted in the middle of a TB, which cpu_io_recompile() runs
+     * again on its own if the instruction goes on to access the carveout */
+    bool r3_pending;
+    vaddr r3_pc;
+    hwaddr r3_paddr;
+} MTETagStorageCpuState;
+
+/* The record of @cs; call with report_lock held */
+static MTETagStorageCpuState *cpu_state(MTETagStorageState *s, CPUState *cs)
+{
+    gpointer key = GINT_TO_POINTER(cs->cpu_index);
+    MTETagStorageCpuState *c = g_hash_table_lookup(s->cpu_state, key);
+
+    if (!c) {
+        c = g_new0(MTETagStorageCpuState, 1);
+        g_hash_table_insert(s->cpu_state, key, c);
+    }
+    return c;
+}
+
+/*
+ * True for accesses that only look: the monitor (x, xp, pmemsave, gdb's
+ * "monitor" commands), a debugger, or anything while the VM does not run
+ * (no device does DMA then).  They are neither violations nor ownership.
+ */
+static bool introspection(MemTxAttrs attrs)
+{
+    return attrs.debug || monitor_cur() ||
+           (!current_cpu && !runstate_is_running());
+}
+
 bool mte_tag_storage_checking;
 static QTAILQ_HEAD(, MTETagStorageState) tag_storages =
     QTAILQ_HEAD_INITIALIZER(tag_storages);
@@ -246,15 +289,22 @@ static void report_violation(MTETagStorageState *s, MTETagStorageRule rule,
     bool stop = s->check == MTE_TAG_STORAGE_CHECK_STOP && cs && ra;
     vaddr pc = cs ? access_pc(cs, ra) : 0;
 
-    if (s->stopped.valid && cs && s->stopped.cpu_index == cs->cpu_index) {
-        s->stopped.valid = false;
-        if (s->stopped.pc == pc && s->stopped.tag_storage_addr == ts_addr) {
-            /* The instruction we stopped at runs again: let it pass */
+    if (stop) {
+        MTETagStorageCpuState *c;
+        bool rerun;
+
+        qemu_mutex_lock(&s->report_lock);
+        c = cpu_state(s, cs);
+        rerun = c->stopped && c->stopped_pc == pc && c->stopped_addr == ts_addr;
+        c->stopped = false;
+        qemu_mutex_unlock(&s->report_lock);
+        if (rerun) {
+            /* The instruction this CPU stopped at runs again: let it pass */
             return;
         }
     }
 
-    qatomic_inc(&s->violations[rule]);
+    stat64_add(&s->violations[rule], 1);
     trace_mte_tag_storage_violation(MTETagStorageRule_str(rule), paddr,
                                     ts_addr, pc);
     if (stop || report_allowed(s)) {
@@ -277,11 +327,15 @@ static void report_violation(MTETagStorageState *s, MTETagStorageRule rule,
     }
 
     if (stop) {
+        MTETagStorageCpuState *c;
+
         /* Leave the CPU loop as a debug stop, at the instruction */
-        s->stopped.valid = true;
-        s->stopped.cpu_index = cs->cpu_index;
-        s->stopped.pc = pc;
-        s->stopped.tag_storage_addr = ts_addr;
+        qemu_mutex_lock(&s->report_lock);
+        c = cpu_state(s, cs);
+        c->stopped = true;
+        c->stopped_pc = pc;
+        c->stopped_addr = ts_addr;
+        qemu_mutex_unlock(&s->report_lock);
         cpu_restore_state(cs, ra);
         cs->exception_index = EXCP_DEBUG;
         cpu_loop_exit(cs);
@@ -326,11 +380,14 @@ void mte_tag_storage_tag_access(CPUState *cs, MemoryRegion *mr,
                                      write);
     owner = s->owner + offset;
     if (write) {
-        qatomic_inc(&s->tag_writes);
+        stat64_add(&s->tag_writes, 1);
         memset(owner, MTE_TAG_STORAGE_BYTE_TAG, len);
         return;
     }
-    qatomic_inc(&s->tag_reads);
+    if (current_cpu != cs) {
+        return;  /* a debugger reads tags, from outside the vCPU thread */
+    }
+    stat64_add(&s->tag_reads, 1);
     for (i = 0; i < len; i++) {
         if (owner[i] == MTE_TAG_STORAGE_BYTE_DATA) {
             report_violation(s, MTE_TAG_STORAGE_RULE_R1,
@@ -341,6 +398,30 @@ void mte_tag_storage_tag_access(CPUState *cs, MemoryRegion *mr,
     }
 }
 
+/*
+ * A Tagged data access in the middle of a TB that reaches I/O memory makes
+ * cpu_io_recompile() run that one instruction again; tag-only instructions
+ * (LDG, STG, ...) are not run again.  So count every R3, and recognise the
+ * replay: the next check on this CPU, at the end of a TB, same PC and
+ * address.
+ */
+static bool r3_replayed(MTETagStorageState *s, CPUState *cs, hwaddr paddr,
+                        uintptr_t ra)
+{
+    vaddr pc = access_pc(cs, ra);
+    MTETagStorageCpuState *c;
+    bool replay;
+
+    QEMU_LOCK_GUARD(&s->report_lock);
+    c = cpu_state(s, cs);
+    replay = cs->neg.can_do_io && c->r3_pending && c->r3_pc == pc &&
+             c->r3_paddr == paddr;
+    c->r3_pending = !cs->neg.can_do_io;
+    c->r3_pc = pc;
+    c->r3_paddr = paddr;
+    return replay;
+}
+
 bool mte_tag_storage_tagged_carveout(CPUState *cs, hwaddr paddr,
                                      uintptr_t ra)
 {
@@ -349,11 +430,10 @@ bool mte_tag_storage_tagged_carveout(CPUState *cs, hwaddr paddr,
     QTAILQ_FOREACH(s, &tag_storages, next) {
         if (s->owner && paddr >= s->carveout_base &&
             paddr - s->carveout_base < memory_region_size(&s->carveout)) {
-            /*
-             * Not the last instruction of its TB: its I/O access will
-             * retranslate the TB and run it again, and count it then.
-             */
-            if (ra && !cs->neg.can_do_io) {
+            if (current_cpu != cs) {
+                return true;  /* a debugger's probe */
+            }
+            if (ra && r3_replayed(s, cs, paddr, ra)) {
                 return true;
             }
             log_self_tagged(s, paddr);
@@ -393,9 +473,9 @@ static MemTxResult checked_read(void *opaque, hwaddr addr, uint64_t *data,
     unsigned i;
 
     trace_mte_tag_storage_data_access(s->carveout_base + addr, size, false);
-    qatomic_inc(&s->data_reads);
+    stat64_add(&s->data_reads, 1);
     for (i = 0; i < size; i++) {
-        if (owner[i] == MTE_TAG_STORAGE_BYTE_TAG) {
+        if (owner[i] == MTE_TAG_STORAGE_BYTE_TAG && !introspection(attrs)) {
             uintptr_t ra;
             CPUState *cs = data_access_cpu(attrs, &ra);
 
@@ -416,7 +496,7 @@ static MemTxResult checked_write(void *opaque, hwaddr addr, uint64_t data,
     MTETagStorageState *s = opaque;
 
     trace_mte_tag_storage_data_access(s->carveout_base + addr, size, true);
-    qatomic_inc(&s->data_writes);
+    stat64_add(&s->data_writes, 1);
     memset(s->owner + addr, MTE_TAG_STORAGE_BYTE_DATA, size);
     stn_le_p((uint8_t *)memory_region_get_ram_ptr(&s->carveout) + addr, size,
              data);
@@ -520,14 +600,14 @@ MTETagStorageInfo *qmp_query_mte_tag_storage(bool has_base, uint64_t base,
         r->tagged_size = s->tagged_size;
         r->carveout_base = cbase;
         r->carveout_size = cend - cbase;
-        r->tag_reads = qatomic_read(&s->tag_reads);
-        r->tag_writes = qatomic_read(&s->tag_writes);
-        r->data_reads = qatomic_read(&s->data_reads);
-        r->data_writes = qatomic_read(&s->data_writes);
+        r->tag_reads = stat64_get(&s->tag_reads);
+        r->tag_writes = stat64_get(&s->tag_writes);
+        r->data_reads = stat64_get(&s->data_reads);
+        r->data_writes = stat64_get(&s->data_writes);
         r->violations = g_new0(MTETagStorageViolations, 1);
-        r->violations->r1 = qatomic_read(&s->violations[0]);
-        r->violations->r2 = qatomic_read(&s->violations[1]);
-        r->violations->r3 = qatomic_read(&s->violations[2]);
+        r->violations->r1 = stat64_get(&s->violations[0]);
+        r->violations->r2 = stat64_get(&s->violations[1]);
+        r->violations->r3 = stat64_get(&s->violations[2]);
         if (s->owner && base < cend && end > cbase) {
             r->blocks = query_blocks(s, base, end);
         }
@@ -685,6 +765,34 @@ void mte_tag_storage_fdt_populate(MTETagStorageState *s, void *fdt)
     }
 }
 
+/*
+ * The owner map has a byte per carveout byte: 4 GiB for a 128 GiB guest.
+ * Anonymous memory costs only the pages the guest's tag storage use
+ * touches, and owner_map_clear() gives them back.
+ */
+static uint8_t *owner_map_new(uint64_t size, Error **errp)
+{
+    uint8_t *map = size == (size_t)size ?
+                   qemu_anon_ram_alloc(size, NULL, false, true) : NULL;
+
+    if (!map) {
+        error_setg(errp, "cannot allocate the %" PRIu64 " MiB owner map of "
+                   "tag-storage-check", size / MiB);
+    }
+    return map;
+}
+
+static void owner_map_clear(uint8_t *map, uint64_t size)
+{
+#ifdef CONFIG_LINUX
+    /* Private anonymous pages read as zero after MADV_DONTNEED */
+    if (!qemu_madvise(map, size, QEMU_MADV_DONTNEED)) {
+        return;
+    }
+#endif
+    memset(map, MTE_TAG_STORAGE_BYTE_UNWRITTEN, size);
+}
+
 static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
 {
     MTETagStorageState *s = MTE_TAG_STORAGE(dev);
@@ -751,7 +859,10 @@ static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
         sysbus_init_mmio(SYS_BUS_DEVICE(s), &s->carveout);
     } else {
         /* Data accesses go through checked_ops; tag accesses do not */
-        s->owner = g_malloc0(size);
+        s->owner = owner_map_new(size, errp);
+        if (!s->owner) {
+            return;
+        }
         s->owner_size = size;
         memory_region_init_io(&s->checked, OBJECT(s), &checked_ops, s,
                               "mte-tag-storage.checked", size);
@@ -814,10 +925,15 @@ static void mte_tag_storage_reset_hold(Object *obj, ResetType type)
         }
     }
     if (s->owner) {
-        memset(s->owner, MTE_TAG_STORAGE_BYTE_UNWRITTEN, s->owner_size);
-        s->tag_reads = s->tag_writes = s->data_reads = s->data_writes = 0;
-        memset(s->violations, 0, sizeof(s->violations));
-        s->stopped.valid = false;
+        owner_map_clear(s->owner, s->owner_size);
+        stat64_set(&s->tag_reads, 0);
+        stat64_set(&s->tag_writes, 0);
+        stat64_set(&s->data_reads, 0);
+        stat64_set(&s->data_writes, 0);
+        for (int i = 0; i < MTE_TAG_STORAGE_RULE__MAX; i++) {
+            stat64_set(&s->violations[i], 0);
+        }
+        g_hash_table_remove_all(s->cpu_state);
     }
     bitmap_zero(s->self_tag_reported, size >> qemu_target_page_bits());
     trace_mte_tag_storage_reset(s->carveout_base, size);
@@ -831,7 +947,10 @@ static void mte_tag_storage_finalize(Object *obj)
     if (QTAILQ_IN_USE(s, next)) {
         QTAILQ_REMOVE(&tag_storages, s, next);
     }
-    g_free(s->owner);
+    if (s->owner) {
+        qemu_anon_ram_free(s->owner, s->owner_size);
+    }
+    g_hash_table_destroy(s->cpu_state);
     qemu_mutex_destroy(&s->report_lock);
 }
 
@@ -840,6 +959,7 @@ static void mte_tag_storage_init(Object *obj)
     MTETagStorageState *s = MTE_TAG_STORAGE(obj);
 
     qemu_mutex_init(&s->report_lock);
+    s->cpu_state = g_hash_table_new_full(NULL, NULL, NULL, g_free);
 }
 
 static bool check_needed(void *opaque)
@@ -849,29 +969,128 @@ static bool check_needed(void *opaque)
     return s->owner != NULL;
 }
 
+static Stat64 *counter(MTETagStorageState *s, int i)
+{
+    Stat64 *rw[] = { &s->tag_reads, &s->tag_writes, &s->data_reads,
+                     &s->data_writes };
+
+    return i < ARRAY_SIZE(rw) ? rw[i] : &s->violations[i - ARRAY_SIZE(rw)];
+}
+
+static int check_pre_save(void *opaque)
+{
+    MTETagStorageState *s = opaque;
+
+    for (int i = 0; i < ARRAY_SIZE(s->mig_counts); i++) {
+        s->mig_counts[i] = stat64_get(counter(s, i));
+    }
+    s->mig_check = s->check;
+    return 0;
+}
+
 static int check_pre_load(void *opaque)
 {
     MTETagStorageState *s = opaque;
 
-    s->stopped.valid = false;
+    QEMU_LOCK_GUARD(&s->report_lock);
+    g_hash_table_remove_all(s->cpu_state);
     return 0;
 }
+
+static int check_post_load(void *opaque, int version_id)
+{
+    MTETagStorageState *s = opaque;
+
+    for (int i = 0; i < ARRAY_SIZE(s->mig_counts); i++) {
+        stat64_set(counter(s, i), s->mig_counts[i]);
+    }
+    return 0;
+}
+
+/*
+ * The owner map in the stream: only its non-zero (written) pages, as
+ * (offset, page) pairs ended by OWNERS_END, after the map's size.  Most of
+ * a large guest's tag storage is never written.
+ */
+#define OWNERS_PAGE  4096
+#define OWNERS_END   UINT64_MAX
+
+static int owners_put(QEMUFile *f, void *pv, size_t size,
+                      const VMStateField *field, JSONWriter *vmdesc)
+{
+    MTETagStorageState *s = pv;
+
+    qemu_put_be64(f, s->owner_size);
+    for (uint64_t off = 0; off < s->owner_size; off += OWNERS_PAGE) {
+        uint64_t len = MIN(OWNERS_PAGE, s->owner_size - off);
+
+        if (!buffer_is_zero(s->owner + off, len)) {
+            qemu_put_be64(f, off);
+            qemu_put_buffer(f, s->owner + off, len);
+        }
+    }
+    qemu_put_be64(f, OWNERS_END);
+    return 0;
+}
+
+static int owners_get(QEMUFile *f, void *pv, size_t size,
+                      const VMStateField *field)
+{
+    MTETagStorageState *s = pv;
+    uint64_t src_size = qemu_get_be64(f), off;
+
+    if (!s->owner) {
+        error_report("mte-tag-storage: the migration source runs "
+                     "tag-storage-check=%s, this destination "
+                     "tag-storage-check=off: use the same setting on both",
+                     MTETagStorageCheck_str(s->mig_check));
+        return -EINVAL;
+    }
+    if (src_size != s->owner_size) {
+        error_report("mte-tag-storage: the migration source has 0x%" PRIx64
+                     " bytes of tag storage, this destination 0x%" PRIx64
+                     ": use the same -m and NUMA layout on both", src_size,
+                     s->owner_size);
+        return -EINVAL;
+    }
+    owner_map_clear(s->owner, s->owner_size);
+    while ((off = qemu_get_be64(f)) != OWNERS_END) {
+        if (off % OWNERS_PAGE || off >= s->owner_size) {
+            error_report("mte-tag-storage: bad owner map offset 0x%" PRIx64
+                         " in the migration stream", off);
+            return -EINVAL;
+        }
+        qemu_get_buffer(f, s->owner + off,
+                        MIN(OWNERS_PAGE, s->owner_size - off));
+    }
+    return qemu_file_get_error(f);
+}
+
+static const VMStateInfo vmstate_info_owners = {
+    .name = "mte-tag-storage-owners",
+    .get = owners_get,
+    .put = owners_put,
+};
 
 /* The checker's state, so that owners and counts survive migration */
 static const VMStateDescription vmstate_mte_tag_storage_check = {
     .name = "mte-tag-storage/check",
-    .version_id = 1,
-    .minimum_version_id = 1,
+    .version_id = 2,
+    .minimum_version_id = 2,
     .needed = check_needed,
+    .pre_save = check_pre_save,
     .pre_load = check_pre_load,
+    .post_load = check_post_load,
     .fields = (const VMStateField[]) {
-        VMSTATE_UINT64(tag_reads, MTETagStorageState),
-        VMSTATE_UINT64(tag_writes, MTETagStorageState),
-        VMSTATE_UINT64(data_reads, MTETagStorageState),
-        VMSTATE_UINT64(data_writes, MTETagStorageState),
-        VMSTATE_UINT64_ARRAY(violations, MTETagStorageState,
-                             MTE_TAG_STORAGE_RULE__MAX),
-        VMSTATE_VBUFFER_UINT32(owner, MTETagStorageState, 0, NULL, owner_size),
+        VMSTATE_UINT8(mig_check, MTETagStorageState),
+        VMSTATE_UINT64_ARRAY(mig_counts, MTETagStorageState,
+                             4 + MTE_TAG_STORAGE_RULE__MAX),
+        {
+            .name = "owners",
+            .info = &vmstate_info_owners,
+            .flags = VMS_SINGLE,
+            .offset = 0,
+        },
         VMSTATE_END_OF_LIST()
     },
 };

@@ -15,6 +15,7 @@
 #include "qemu/atomic.h"
 #include "qemu/host-utils.h"
 #include "qemu/queue.h"
+#include "qemu/stats64.h"
 #include "qemu/thread.h"
 #include "qom/object.h"
 
@@ -107,20 +108,17 @@ struct MTETagStorageState {
     QTAILQ_ENTRY(MTETagStorageState) next;
 
     /* reuse checker, used when check != MTE_TAG_STORAGE_CHECK_OFF */
-    uint8_t *owner;          /* MTETagStorageByteOwner per carveout byte */
-    uint32_t owner_size;
-    uint64_t tag_reads, tag_writes, data_reads, data_writes;
-    uint64_t violations[MTE_TAG_STORAGE_RULE__MAX];
+    uint8_t *owner;          /* MTETagStorageByteOwner per carveout byte, */
+    uint64_t owner_size;     /* anonymous memory: untouched pages cost none */
+    Stat64 tag_reads, tag_writes, data_reads, data_writes;
+    Stat64 violations[MTE_TAG_STORAGE_RULE__MAX];
+    uint64_t mig_counts[4 + MTE_TAG_STORAGE_RULE__MAX];  /* for vmstate */
+    uint8_t mig_check;       /* the migration source's check policy */
     QemuMutex report_lock;   /* protects the fields below */
     int64_t report_window;   /* start of the rate limit window, ms */
     uint32_t reports_in_window;
     uint32_t reports_suppressed;
-    struct {                 /* where a "stop" stopped, so as to let the */
-        bool valid;          /* instruction pass when it runs again */
-        int cpu_index;
-        vaddr pc;
-        hwaddr tag_storage_addr;
-    } stopped;
+    GHashTable *cpu_state;   /* cpu_index -> MTETagStorageCpuState */
 
     /* properties */
     uint64_t tagged_base;

@@ -291,6 +291,8 @@ def gdb_session(tmp):
         is not None, 'monitor shows the asynchronous fault')
     tap('GDB async tfsr 0x0000000000000001' in console,
         'the asynchronous fault reaches TFSR_EL1 after the stop', console)
+    tap(re.search(r'GDB async adr 0x[0-9a-f]+ right', console) is not None,
+        'the rest of the TB runs with the right PC after the stop', console)
 
 
 def main():

@@ -29,7 +29,7 @@
  * [6] PC of the access that the host is to expect a report for,
  * [7] set by the host when it restored a snapshot (FLAG_PERSIST) or reset
  * the machine (FLAG_RESET), [8] the tag storage block size with
- * FLAG_INTERLEAVE.
+ * FLAG_INTERLEAVE, [9] PC of the access before [6] in a stage with two.
  */
 #define MAILBOX         ((volatile uint64_t *)0x40400000) /* host-written */
 #define MAILBOX_MAGIC   0x4d54532d54450000ull /* "MTS-TE", 16 bits of flags */
@@ -391,10 +391,21 @@ static void host_stage(uint64_t n)
 
 /* ---- the tests ---- */
 
+/*
+ * The middle of the RAM that mmu_enable() maps (1 GiB at most), away from
+ * code and stack
+ */
+static uint64_t ram_middle(void)
+{
+    uint64_t mapped = ram_size < 0x40000000ull ? ram_size : 0x40000000ull;
+
+    return ram_base + mapped / 2;
+}
+
 static uint64_t buf_base(int n)
 {
-    /* 64 KiB test buffers in the middle of RAM, away from code and stack */
-    return ram_base + ram_size / 2 + n * 0x10000ull;
+    /* 64 KiB test buffers */
+    return ram_middle() + n * 0x10000ull;
 }
 
 static void test_stg_ldg(void)
@@ -679,6 +690,7 @@ static void run_tests(void)
  * the program reports whether the fault reached its handler.
  */
 uint64_t gdb_buf;
+extern const char async_fault_after[];
 
 static void gdb_scenario(void)
 {
@@ -709,13 +721,28 @@ static void gdb_scenario(void)
     asm volatile("mrs %0, sctlr_el1" : "=r"(sctlr));
     sctlr = (sctlr & ~(3ull << 40)) | (2ull << 40);
     asm volatile("msr sctlr_el1, %0; isb" :: "r"(sctlr));
-    asm volatile(".globl async_fault_insn\n"
-                 "async_fault_insn: str %0, [%1]"
-                 :: "r"(v), "r"(with_tag(gdb_buf + 16, 7)) : "memory");
+    /*
+     * The store is not first in its TB, and the ADR after it computes its
+     * result from the PC the TB last set: a stop that resumes into the
+     * rest of the TB with another PC gives a wrong address.
+     */
+    uint64_t after;
+
+    asm volatile("nop\n\tnop\n"
+                 ".globl async_fault_insn\n"
+                 "async_fault_insn: str %1, [%2]\n\t"
+                 "adr %0, async_fault_after\n"
+                 ".globl async_fault_after\n"
+                 "async_fault_after:"
+                 : "=&r"(after) : "r"(v), "r"(with_tag(gdb_buf + 16, 7))
+                 : "memory");
     asm volatile("dsb sy; isb; mrs %0, tfsr_el1" : "=r"(tfsr));
     puts_uart("GDB async tfsr ");
     put_hex(tfsr);
     puts_uart("\n");
+    puts_uart("GDB async adr ");
+    put_hex(after);
+    puts_uart(after == (uint64_t)async_fault_after ? " right\n" : " wrong\n");
     check("gdb-scenario", 1);
 }
 
@@ -779,6 +806,14 @@ static void check_scenario(void)
                  "r3_insn: ldrb %w0, [%1]"
                  : "=r"(v) : "r"(with_tag(self_va, 5)) : "memory");
     check_eq("r3-load-untagged", v, 0x5a);
+    /* and a tag-only instruction in the middle of its TB (dropped) */
+    MAILBOX[9] = MAILBOX[6];
+    MAILBOX[6] = INSN_ADDR(r3_stg_insn);
+    asm volatile("nop\n"
+                 ".globl r3_stg_insn\n"
+                 "r3_stg_insn: stg %0, [%0]\n\t"
+                 "nop"
+                 :: "r"(with_tag(self_va + GRANULE, 5)) : "memory");
     host_stage(13);
 
     /* a hot bug: the same R2, CHECK_FLOOD times */
@@ -1160,7 +1195,7 @@ static uint64_t block_data(void)
     /* the memory of one whole tag storage block, in the middle of RAM */
     uint64_t len = (PAGE / 32) << interleave_bits << 5;
 
-    return ram_base + ram_size / 2 + 16 * len;
+    return ram_middle() + 16 * len;
 }
 
 static void test_interleave(void)
@@ -1238,7 +1273,7 @@ static int persist_verify(uint64_t a, uint64_t seed)
 
 static void persist_scenario(void)
 {
-    uint64_t a = ram_base + ram_size / 2 + 0x100000;
+    uint64_t a = ram_middle() + 0x100000;
     uint64_t g = a + 0x12340 / GRANULE * GRANULE;
     uint64_t sec = SECURE_RAM + 0x100000;
     int secure = MAILBOX[0] & FLAG_SECURE;
@@ -1277,7 +1312,7 @@ static void persist_scenario(void)
  */
 static void reset_scenario(void)
 {
-    uint64_t a = ram_base + ram_size / 2 + 0x100000;
+    uint64_t a = ram_middle() + 0x100000;
     uint64_t code = carveout + ram_size / 32 - 3 * PAGE;
 
     persist_fill(a, 0x5eed);
@@ -1289,7 +1324,7 @@ static void reset_scenario(void)
 
 static void test_after_reset(void)
 {
-    uint64_t a = ram_base + ram_size / 2 + 0x100000;
+    uint64_t a = ram_middle() + 0x100000;
     uint64_t code = carveout + ram_size / 32 - 3 * PAGE;
     uint64_t r;
     int zero = 1;
