@@ -122,7 +122,7 @@ def main():
     cmd = [a.qemu, '-M', 'virt,mte=on,' + a.machine,
            '-cpu', 'max,pauth-impdef=on', '-smp', str(a.smp),
            '-m', '%dM' % a.ram_mib,
-           '-nic', 'none', '-display', 'none', '-no-shutdown',
+           '-display', 'none', '-no-shutdown',
            '-serial', 'file:' + a.log, '-qmp', 'unix:%s,server=on,wait=off'
            % sock, '-kernel', a.kernel, '-initrd', a.initrd,
            '-append', 'console=ttyAMA0 panic=-1 quiet mts.smp=' + a.mode]

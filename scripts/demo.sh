@@ -16,7 +16,7 @@ if [ "${1:-}" = --shell ]; then
     initrd=$("$TOP/guest/build-initramfs.sh")
     say "guest shell on -M virt,mte=on,$MACHINE (Ctrl-a x quits QEMU)"
     exec "$QEMU_BIN" -M "virt,mte=on,$MACHINE" -cpu max,pauth-impdef=on \
-        -m 2G -nic none -nographic -kernel "$kernel" -initrd "$initrd" \
+        -m 2G -nographic -kernel "$kernel" -initrd "$initrd" \
         -append "console=ttyAMA0 quiet mts.shell"
 fi
 

@@ -5,8 +5,14 @@
 # test, gdbstub).  Sanitizer reports go to build/asan-reports/; the run
 # fails if there is any.  Leak checking is off: QEMU does not free
 # everything at exit, and that is not what this looks for.
+#
+# "sanitize.sh tsan" instead builds with ThreadSanitizer (clang) in
+# build/tsan and runs the checker qtests and the 4-vCPU Linux run where
+# every CPU breaks a reuse rule at once under check=stop (guest/tests/
+# smp.sh's race); it fails on any TSan report about our code.
 set -eu
 . "$(dirname "$0")/common.sh"
+[ "${1:-}" = tsan ] && exec "$TOP/scripts/sanitize-tsan.sh"
 ASAN_OBJ=$BUILD_ROOT/asan
 REPORTS=$BUILD_ROOT/asan-reports
 flags="$CONFIGURE_FLAGS --enable-asan --enable-ubsan"

@@ -3,7 +3,7 @@
 # - The MTE suite and /smp-stress's fork- and thread-heavy tagged workload
 #   (mts.smp=work) give the same verdicts with tag-storage=off and with
 #   tag-storage=on (binding v1) with the reuse checker off and log, and
-#   the workload breaks no reuse rule.
+#   the workload breaks no reuse rule (nor stops the VM with v3 and stop).
 # - The reuse checker's stop policy with all CPUs breaking rule R2 at once
 #   (mts.smp=stop,K: K reads of tag storage as data per CPU, from one load
 #   instruction): exactly K stops per CPU, each at that instruction, then
@@ -93,8 +93,11 @@ same_verdicts suite_off suite_v1_off suite_v1_log
 stress work_off tag-storage=off work
 stress work_v1_off "$v1" work
 stress work_v1_log "$v1,tag-storage-check=log" work --expect-violations 0,0,0
+# a clean workload never stops the VM
+stress work_v3_stop tag-storage=on,tag-storage-binding=v3,tag-storage-check=stop \
+    work --expect-violations 0,0,0
 verdicts work_off > "$logs/smp_work_off.verdicts"
-same_verdicts work_off work_v1_off work_v1_log
+same_verdicts work_off work_v1_off work_v1_log work_v3_stop
 
 # All 4 CPUs read tag storage as data at once
 stress stop_log "$v1,tag-storage-check=log" "stop,$K" --log-reads "$K"
