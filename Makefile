@@ -1,6 +1,6 @@
 # Thin wrapper: the work is done by scripts/.
 .PHONY: all deps prepare build demo shell check patches export check-series \
-        reset-tree bench sanitize clean
+        reset-tree bench sanitize sanitize-tsan clean
 
 all: demo
 
@@ -47,6 +47,10 @@ reset-tree:
 # QEMU with ASan and UBSan in build/asan, and our tests under it
 sanitize: deps
 	scripts/sanitize.sh
+
+# QEMU with ThreadSanitizer in build/tsan, and the multi-vCPU checker runs
+sanitize-tsan: deps
+	scripts/sanitize.sh tsan
 
 # Compare with stock QEMU 10.2.2 (builds it once in build/stock)
 bench: deps

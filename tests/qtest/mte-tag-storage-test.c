@@ -1208,7 +1208,8 @@ static void assert_owner(Guest *g, uint64_t base, uint64_t size,
 /*
  * A large, sparse guest (-m 64G, 128G: a 2 or 4 GiB carveout and owner
  * map) with the checker on: the owners and counts migrate into a second
- * QEMU, and a reset clears them.  QEMU 10.2 migration reads every page of
+ * QEMU, are saved and loaded with savevm/loadvm there, and a reset clears
+ * them.  QEMU 10.2 migration reads every page of
  * guest RAM and, doing so, makes even untouched pages resident (stock
  * QEMU: 16 GiB RSS for -m 16G), which a 24 GiB host cannot do for 64 GiB.
  * So RAM and tag storage are shared files that the destination maps too
@@ -1231,16 +1232,22 @@ static void test_large(const void *opaque)
         "-object memory-backend-file,id=r,size=%" PRIu64 "G,mem-path=%s,"
         "share=on -M memory-backend=r -object memory-backend-file,id=t,"
         "size=%" PRIu64 "M,mem-path=%s,share=on", gib, ram, gib * 32, ts);
-    g_autofree char *incoming = g_strdup_printf("%s -incoming defer",
-                                                backend);
+    g_autofree char *disk = g_build_filename(dir, "disk.qcow2", NULL);
+    g_autofree char *create = g_strdup_printf("create -q -f qcow2 %s 16M",
+                                              disk);
+    g_autofree char *incoming = g_strdup_printf(
+        "%s -incoming defer -drive if=none,id=d0,format=qcow2,file=%s",
+        backend, disk);
+    g_autofree char *hmp = NULL;
     const char *machine = "tag-storage=on,tag-storage-check=log,"
                           "tag-storage-memdev=t";
     Guest src = { .ram_mib = gib * 1024, .extra = backend };
     Guest dst = { .ram_mib = gib * 1024, .extra = incoming };
-    uint64_t tags, writes;
+    uint64_t tags, writes, reads;
     QDict *region;
     char *out;
 
+    run_qemu_img(create);
     guest_start_opts(&src, machine, FLAG_TAG_STORAGE | FLAG_PERSIST);
     /* the tags of persist_scenario()'s 1 MiB in the middle of 1 GiB */
     tags = src.carveout + (512 * MiB + MiB) / 32;
@@ -1279,8 +1286,31 @@ static void test_large(const void *opaque)
     g_assert(g_str_has_prefix(out, "ok persist-tags\nok persist-checks\n"));
     assert_violations(&dst, 0, 0, 0);
 
-    /* a reset forgets owners and counts, and clears the tags */
+    /*
+     * Into a snapshot (x-ignore-shared still set, so RAM and tag storage
+     * themselves are not in it), then a reset, which forgets owners and
+     * counts, then loadvm, which brings them back
+     */
     qtest_qmp_assert_success(dst.qts, "{ 'execute': 'stop' }");
+    region = query_region(&dst);
+    reads = qdict_get_uint(region, "tag-reads");
+    g_assert_cmpuint(reads, >, 0);
+    qobject_unref(region);
+    hmp = qtest_hmp(dst.qts, "savevm large");
+    g_assert_cmpstr(hmp, ==, "");
+    qtest_qmp_assert_success(dst.qts, "{ 'execute': 'system_reset' }");
+    qtest_qmp_eventwait(dst.qts, "RESET");
+    assert_owner(&dst, tags, MiB / 32, "never-written");
+    g_free(hmp);
+    hmp = qtest_hmp(dst.qts, "loadvm large");
+    g_assert_cmpstr(hmp, ==, "");
+    region = query_region(&dst);
+    g_assert_cmpuint(qdict_get_uint(region, "tag-reads"), ==, reads);
+    g_assert_cmpuint(qdict_get_uint(region, "tag-writes"), ==, writes);
+    qobject_unref(region);
+    assert_owner(&dst, tags, MiB / 32, "tag");
+
+    /* a reset forgets owners and counts, and clears the tags */
     qtest_qmp_assert_success(dst.qts, "{ 'execute': 'system_reset' }");
     qtest_qmp_eventwait(dst.qts, "RESET");
     assert_owner(&dst, tags, MiB / 32, "never-written");
@@ -1294,6 +1324,7 @@ static void test_large(const void *opaque)
     unlink(file);
     unlink(ram);
     unlink(ts);
+    unlink(disk);
     rmdir(dir);
 }
 
