@@ -18,8 +18,8 @@ flags="$flags --cc=$cc --cxx=$cxx --enable-tsan"
 configure_once "$TSAN_OBJ" "$flags" "$BUILD_ROOT/tsan-configure.log"
 start=$(date +%s)
 say "building with ThreadSanitizer (ninja -C $TSAN_OBJ)"
-ninja -C "$TSAN_OBJ" qemu-system-aarch64 \\
-    tests/qtest/mte-tag-storage/mte-tag-storage-test \\
+ninja -C "$TSAN_OBJ" qemu-system-aarch64 \
+    tests/qtest/mte-tag-storage/mte-tag-storage-test \
     tests/qtest/mte-tag-storage/mte-tag-storage-guest.elf 2>&1 |
     "$TOP/scripts/progress.py"
 built=$(date +%s)
@@ -29,24 +29,24 @@ mkdir -p "$REPORTS"
 export TSAN_OPTIONS="log_path=$REPORTS/tsan halt_on_error=0"
 rc=0
 say "checker qtests under TSan"
-(cd "$TSAN_OBJ" && QTEST_QEMU_BINARY=./qemu-system-aarch64 \\
-    MTS_GUEST_ELF=$TSAN_OBJ/tests/qtest/mte-tag-storage/mte-tag-storage-guest.elf \\
-    ./tests/qtest/mte-tag-storage/mte-tag-storage-test --tap -k \\
+(cd "$TSAN_OBJ" && QTEST_QEMU_BINARY=./qemu-system-aarch64 \
+    MTS_GUEST_ELF=$TSAN_OBJ/tests/qtest/mte-tag-storage/mte-tag-storage-guest.elf \
+    ./tests/qtest/mte-tag-storage/mte-tag-storage-test --tap -k \
     -p /aarch64/mte-tag-storage/check) || rc=1
 kernel=$("$TOP/scripts/fetch-guest.sh")
 initrd=$("$TOP/guest/build-initramfs.sh")
 for mode in stop log; do
     say "4 vCPUs breaking R2 at once, check=$mode, under TSan"
-    /usr/bin/python3 "$TOP/guest/run-smp.py" --qemu "$TSAN_OBJ/qemu-system-aarch64" \\
-        --kernel "$kernel" --initrd "$initrd" --smp 4 --mode stop,5 \\
-        --machine "tag-storage=on,tag-storage-binding=v1,tag-storage-check=$mode" \\
-        --"$mode"-reads 5 --timeout 1800 \\
+    /usr/bin/python3 "$TOP/guest/run-smp.py" --qemu "$TSAN_OBJ/qemu-system-aarch64" \
+        --kernel "$kernel" --initrd "$initrd" --smp 4 --mode stop,5 \
+        --machine "tag-storage=on,tag-storage-binding=v1,tag-storage-check=$mode" \
+        --"$mode"-reads 5 --timeout 1800 \
         --log "$REPORTS/smp-$mode.console" || rc=1
 done
 done_at=$(date +%s)
 n=0
 for f in $(grep -l 'WARNING: ThreadSanitizer' -r "$REPORTS" || true); do
-    if grep -q 'mte-tag-storage\\|mte_tag_storage\\|mte_helper' "$f"; then
+    if grep -q 'mte-tag-storage\|mte_tag_storage\|mte_helper' "$f"; then
         n=$((n + 1))
         say "report naming our code in $f:"
         head -n 40 "$f"

@@ -193,8 +193,10 @@ typedef struct MTETagStorageCpuState {
     bool stopped;
     vaddr stopped_pc;
     hwaddr stopped_addr;
-    /* an R3 counted in the middle of a TB, which cpu_io_recompile() runs
-     * again on its own if the instruction goes on to access the carveout */
+    /*
+     * an R3 counted in the middle of a TB, which cpu_io_recompile() runs
+     * again on its own if the instruction goes on to access the carveout
+     */
     bool r3_pending;
     vaddr r3_pc;
     hwaddr r3_paddr;
@@ -214,9 +216,9 @@ static MTETagStorageCpuState *cpu_state(MTETagStorageState *s, CPUState *cs)
 }
 
 /*
- * True for accesses that only look: the monitor (x, xp, pmemsave, gdb's
+ * True for data reads that only look: the monitor (x, xp, pmemsave, gdb's
  * "monitor" commands), a debugger, or anything while the VM does not run
- * (no device does DMA then).  They are neither violations nor ownership.
+ * (no device starts DMA then).  They are no violations.
  */
 static bool introspection(MemTxAttrs attrs)
 {
@@ -342,6 +344,25 @@ static void report_violation(MTETagStorageState *s, MTETagStorageRule rule,
     }
 }
 
+/*
+ * The owner map is read only where it was written: reading untouched
+ * anonymous memory still makes it resident, which for a 4 GiB map (a
+ * 128 GiB guest) is what migration and queries must not do.
+ */
+#define OWNER_CHUNK_BITS 12
+
+static void owner_mark(MTETagStorageState *s, hwaddr offset, unsigned len)
+{
+    uint64_t first = offset >> OWNER_CHUNK_BITS;
+    uint64_t last = (offset + len - 1) >> OWNER_CHUNK_BITS;
+
+    for (uint64_t c = first; c <= last; c++) {
+        if (!test_bit(c, s->owner_written)) {
+            set_bit_atomic(c, s->owner_written);
+        }
+    }
+}
+
 /* The first data address whose tag is at @offset of the carveout */
 static hwaddr data_paddr(MTETagStorageState *s, hwaddr offset)
 {
@@ -382,6 +403,7 @@ void mte_tag_storage_tag_access(CPUState *cs, MemoryRegion *mr,
     if (write) {
         stat64_add(&s->tag_writes, 1);
         memset(owner, MTE_TAG_STORAGE_BYTE_TAG, len);
+        owner_mark(s, offset, len);
         return;
     }
     if (current_cpu != cs) {
@@ -498,6 +520,7 @@ static MemTxResult checked_write(void *opaque, hwaddr addr, uint64_t data,
     trace_mte_tag_storage_data_access(s->carveout_base + addr, size, true);
     stat64_add(&s->data_writes, 1);
     memset(s->owner + addr, MTE_TAG_STORAGE_BYTE_DATA, size);
+    owner_mark(s, addr, size);
     stn_le_p((uint8_t *)memory_region_get_ram_ptr(&s->carveout) + addr, size,
              data);
     memory_region_set_dirty(s->ram, s->ram_offset + addr, size);
@@ -516,10 +539,22 @@ static const MemoryRegionOps checked_ops = {
     .impl.unaligned = true,
 };
 
-static MTETagStorageOwner block_owner(const uint8_t *owner, uint64_t len)
+/* Who owns [@off, @off + @len) of @s's carveout; @len is whole chunks */
+static MTETagStorageOwner block_owner(MTETagStorageState *s, uint64_t off,
+                                      uint64_t len)
 {
-    bool data = memchr(owner, MTE_TAG_STORAGE_BYTE_DATA, len);
-    bool tag = memchr(owner, MTE_TAG_STORAGE_BYTE_TAG, len);
+    bool data = false, tag = false;
+
+    for (uint64_t c = off; c < off + len; c += 1 << OWNER_CHUNK_BITS) {
+        const uint8_t *owner = s->owner + c;
+
+        if (test_bit(c >> OWNER_CHUNK_BITS, s->owner_written)) {
+            data |= !!memchr(owner, MTE_TAG_STORAGE_BYTE_DATA,
+                             1 << OWNER_CHUNK_BITS);
+            tag |= !!memchr(owner, MTE_TAG_STORAGE_BYTE_TAG,
+                            1 << OWNER_CHUNK_BITS);
+        }
+    }
 
     if (data && tag) {
         return MTE_TAG_STORAGE_OWNER_MIXED;
@@ -543,7 +578,7 @@ static MTETagStorageBlocksList *query_blocks(MTETagStorageState *s,
     last = MIN(end, s->carveout_base + memory_region_size(&s->carveout)) -
            s->carveout_base;
     for (off = first; off < last; off += s->block_size) {
-        MTETagStorageOwner o = block_owner(s->owner + off, s->block_size);
+        MTETagStorageOwner o = block_owner(s, off, s->block_size);
 
         if (run && run->owner == o) {
             run->size += s->block_size;
@@ -864,6 +899,7 @@ static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
             return;
         }
         s->owner_size = size;
+        s->owner_written = bitmap_new(size >> OWNER_CHUNK_BITS);
         memory_region_init_io(&s->checked, OBJECT(s), &checked_ops, s,
                               "mte-tag-storage.checked", size);
         /*
@@ -909,10 +945,18 @@ static void mte_tag_storage_reset_hold(Object *obj, ResetType type)
     if (!s->ran) {
         /* The reset that creates the machine: nothing was written yet */
         s->ran = true;
+        s->owner_covers_ram = s->owner && !s->memdev;
         return;
     }
     for (off = 0; off < size; off += page) {
-        if (buffer_is_zero(host + off, page)) {
+        /*
+         * With the checker on, every write to the carveout marks its owner
+         * map, so only marked pages can hold non-zero bytes; reading the
+         * others would make them resident for nothing.
+         */
+        if ((s->owner_covers_ram &&
+             !test_bit(off >> OWNER_CHUNK_BITS, s->owner_written)) ||
+            buffer_is_zero(host + off, page)) {
             continue;
         }
         if (s->owner) {
@@ -926,6 +970,8 @@ static void mte_tag_storage_reset_hold(Object *obj, ResetType type)
     }
     if (s->owner) {
         owner_map_clear(s->owner, s->owner_size);
+        bitmap_zero(s->owner_written, s->owner_size >> OWNER_CHUNK_BITS);
+        s->owner_covers_ram = !s->memdev;
         stat64_set(&s->tag_reads, 0);
         stat64_set(&s->tag_writes, 0);
         stat64_set(&s->data_reads, 0);
@@ -950,6 +996,7 @@ static void mte_tag_storage_finalize(Object *obj)
     if (s->owner) {
         qemu_anon_ram_free(s->owner, s->owner_size);
     }
+    g_free(s->owner_written);
     g_hash_table_destroy(s->cpu_state);
     qemu_mutex_destroy(&s->report_lock);
 }
@@ -1008,11 +1055,11 @@ static int check_post_load(void *opaque, int version_id)
 }
 
 /*
- * The owner map in the stream: only its non-zero (written) pages, as
- * (offset, page) pairs ended by OWNERS_END, after the map's size.  Most of
- * a large guest's tag storage is never written.
+ * The owner map in the stream: only its written chunks, as (offset,
+ * chunk) pairs ended by OWNERS_END, after the map's size.  Most of a large
+ * guest's tag storage is never written.
  */
-#define OWNERS_PAGE  4096
+#define OWNERS_PAGE  (1 << OWNER_CHUNK_BITS)
 #define OWNERS_END   UINT64_MAX
 
 static int owners_put(QEMUFile *f, void *pv, size_t size,
@@ -1024,12 +1071,30 @@ static int owners_put(QEMUFile *f, void *pv, size_t size,
     for (uint64_t off = 0; off < s->owner_size; off += OWNERS_PAGE) {
         uint64_t len = MIN(OWNERS_PAGE, s->owner_size - off);
 
-        if (!buffer_is_zero(s->owner + off, len)) {
+        if (test_bit(off >> OWNER_CHUNK_BITS, s->owner_written) &&
+            !buffer_is_zero(s->owner + off, len)) {
             qemu_put_be64(f, off);
             qemu_put_buffer(f, s->owner + off, len);
         }
     }
     qemu_put_be64(f, OWNERS_END);
+    return 0;
+}
+
+static int mte_tag_storage_pre_load(void *opaque)
+{
+    MTETagStorageState *s = opaque;
+
+    s->owners_loaded = false;
+    return 0;
+}
+
+static int mte_tag_storage_post_load(void *opaque, int version_id)
+{
+    MTETagStorageState *s = opaque;
+
+    /* From a source without the checker: RAM came without owners */
+    s->owner_covers_ram &= s->owners_loaded;
     return 0;
 }
 
@@ -1054,6 +1119,7 @@ static int owners_get(QEMUFile *f, void *pv, size_t size,
         return -EINVAL;
     }
     owner_map_clear(s->owner, s->owner_size);
+    bitmap_zero(s->owner_written, s->owner_size >> OWNER_CHUNK_BITS);
     while ((off = qemu_get_be64(f)) != OWNERS_END) {
         if (off % OWNERS_PAGE || off >= s->owner_size) {
             error_report("mte-tag-storage: bad owner map offset 0x%" PRIx64
@@ -1062,7 +1128,9 @@ static int owners_get(QEMUFile *f, void *pv, size_t size,
         }
         qemu_get_buffer(f, s->owner + off,
                         MIN(OWNERS_PAGE, s->owner_size - off));
+        set_bit(off >> OWNER_CHUNK_BITS, s->owner_written);
     }
+    s->owners_loaded = true;
     return qemu_file_get_error(f);
 }
 
@@ -1099,6 +1167,8 @@ static const VMStateDescription vmstate_mte_tag_storage = {
     .name = "mte-tag-storage",
     .version_id = 1,
     .minimum_version_id = 1,
+    .pre_load = mte_tag_storage_pre_load,
+    .post_load = mte_tag_storage_post_load,
     .fields = (const VMStateField[]) {
         VMSTATE_END_OF_LIST()
     },

@@ -110,6 +110,9 @@ struct MTETagStorageState {
     /* reuse checker, used when check != MTE_TAG_STORAGE_CHECK_OFF */
     uint8_t *owner;          /* MTETagStorageByteOwner per carveout byte, */
     uint64_t owner_size;     /* anonymous memory: untouched pages cost none */
+    unsigned long *owner_written;  /* a bit per 4 KiB of owner map: written */
+    bool owner_covers_ram;   /* no carveout page is non-zero but unwritten */
+    bool owners_loaded;      /* the stream being loaded had the owner map */
     Stat64 tag_reads, tag_writes, data_reads, data_writes;
     Stat64 violations[MTE_TAG_STORAGE_RULE__MAX];
     uint64_t mig_counts[4 + MTE_TAG_STORAGE_RULE__MAX];  /* for vmstate */

@@ -683,6 +683,13 @@ static void run_tests(void)
     }
 }
 
+/* Address of a global label defined in an asm statement */
+#define INSN_ADDR(label) ({                                         \
+    uint64_t a_;                                                    \
+    asm("adr %0, " #label : "=r"(a_));                              \
+    a_;                                                             \
+})
+
 /*
  * For the gdb test: tag gdb_buf's first granule 0x3, then load from it
  * with logical tag 0x5 at the instruction labelled tag_fault_insn.  gdb
@@ -690,7 +697,6 @@ static void run_tests(void)
  * the program reports whether the fault reached its handler.
  */
 uint64_t gdb_buf;
-extern const char async_fault_after[];
 
 static void gdb_scenario(void)
 {
@@ -742,7 +748,8 @@ static void gdb_scenario(void)
     puts_uart("\n");
     puts_uart("GDB async adr ");
     put_hex(after);
-    puts_uart(after == (uint64_t)async_fault_after ? " right\n" : " wrong\n");
+    puts_uart(after == INSN_ADDR(async_fault_after) ? " right\n" :
+                                                     " wrong\n");
     check("gdb-scenario", 1);
 }
 
@@ -753,13 +760,6 @@ static void gdb_scenario(void)
  * then a flood of R2 to exercise the rate limit.  The host counts after
  * each stage.
  */
-/* Address of a global label defined in an asm statement */
-#define INSN_ADDR(label) ({                                         \
-    uint64_t a_;                                                    \
-    asm("adr %0, " #label : "=r"(a_));                              \
-    a_;                                                             \
-})
-
 #define CHECK_FLOOD 100
 
 static void check_scenario(void)
