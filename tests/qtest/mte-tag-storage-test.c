@@ -850,6 +850,27 @@ static void test_check_off(void)
     guest_finish(&g, out);
 }
 
+/*
+ * With the checker on, DMA to the carveout is bounced: PCI devices may
+ * have all of tag storage in flight (QEMU's default is 4 KiB)
+ */
+static void test_check_dma_bounce(const void *opaque)
+{
+    const char *check = opaque;
+    QTestState *qts = qtest_initf("-accel tcg -M virt,mte=on,tag-storage=on,"
+                                  "tag-storage-check=%s -cpu max -m 512M -S "
+                                  "-nic none -device virtio-rng-pci,id=rng",
+                                  check);
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments': "
+                           "{ 'path': '/machine/peripheral/rng', "
+                           "'property': 'x-max-bounce-buffer-size' } }");
+
+    g_assert_cmpuint(qdict_get_uint(rsp, "return"), ==,
+                     strcmp(check, "off") ? 512 * MiB / 32 : 4096);
+    qobject_unref(rsp);
+    qtest_quit(qts);
+}
+
 /* Without tag storage the command fails with a hint */
 static void test_check_absent(void)
 {
@@ -1510,6 +1531,10 @@ int main(int argc, char **argv)
     qtest_add_data_func("mte-tag-storage/check/stop", "stop", test_check);
     qtest_add_func("mte-tag-storage/check/off", test_check_off);
     qtest_add_func("mte-tag-storage/check/absent", test_check_absent);
+    qtest_add_data_func("mte-tag-storage/check/dma-bounce-log", "log",
+                        test_check_dma_bounce);
+    qtest_add_data_func("mte-tag-storage/check/dma-bounce-off", "off",
+                        test_check_dma_bounce);
     qtest_add_func("mte-tag-storage/check/interleave", test_check_interleave);
     qtest_add_func("mte-tag-storage/persist/snapshot", test_snapshot);
     qtest_add_func("mte-tag-storage/persist/migrate", test_migrate);
