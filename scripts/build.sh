@@ -17,12 +17,5 @@ status=$BUILD_ROOT/.ninja-status
 { rc=0; ninja -C "$OBJ" qemu-system-aarch64 ${NINJA_TARGETS:-} 2>&1 || rc=$?; echo $rc > "$status"; } |
     "$TOP/scripts/progress.py"
 [ "$(cat "$status")" = 0 ] || die "build failed (ninja -C $OBJ)"
-# Run from the build tree, QEMU looks for firmware (option ROMs, edk2)
-# under qemu-bundle/ + the configured firmware path: point there too.
-for d in $(echo "$FIRMWARE_PATH" | tr ':' ' '); do
-    if [ -d "$d" ] && [ ! -e "$OBJ/qemu-bundle$d" ]; then
-        mkdir -p "$(dirname "$OBJ/qemu-bundle$d")"
-        ln -s "$d" "$OBJ/qemu-bundle$d"
-    fi
-done
+link_firmware "$OBJ"
 say "binary: $QEMU_BIN"

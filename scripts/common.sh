@@ -76,6 +76,18 @@ if [ -x /usr/lib/ccache/gcc ] && [ -z "${MTS_NO_CCACHE:-}" ]; then
  --cxx=/usr/lib/ccache/g++"
 fi
 
+# link_firmware OBJ: run from a build tree, QEMU looks for firmware (option
+# ROMs, edk2) under OBJ/qemu-bundle/ + the configured firmware path, so
+# link the firmware path's directories there
+link_firmware() {
+    for lf_dir in $(echo "$FIRMWARE_PATH" | tr ':' ' '); do
+        if [ -d "$lf_dir" ] && [ ! -e "$1/qemu-bundle$lf_dir" ]; then
+            mkdir -p "$(dirname "$1/qemu-bundle$lf_dir")"
+            ln -s "$lf_dir" "$1/qemu-bundle$lf_dir"
+        fi
+    done
+}
+
 # gdb >= 16 for the gdbstub tests: MTS_GDB, else the vendored gdb 16.3
 setup_gdb() {
     if [ -z "${MTS_GDB:-}" ] && [ -f "$VENDOR/gdb-16.3-aarch64-elf.tar.xz" ]; then

@@ -23,10 +23,12 @@ ninja -C "$TSAN_OBJ" qemu-system-aarch64 \
     tests/qtest/mte-tag-storage/mte-tag-storage-guest.elf 2>&1 |
     "$TOP/scripts/progress.py"
 built=$(date +%s)
+link_firmware "$TSAN_OBJ"
 
 rm -rf "$REPORTS"
 mkdir -p "$REPORTS"
-export TSAN_OPTIONS="log_path=$REPORTS/tsan halt_on_error=0"
+# the qtest harness, built with TSan too, forks QEMU from a threaded process
+export TSAN_OPTIONS="log_path=$REPORTS/tsan halt_on_error=0 die_after_fork=0"
 rc=0
 say "checker qtests under TSan"
 (cd "$TSAN_OBJ" && QTEST_QEMU_BINARY=./qemu-system-aarch64 \

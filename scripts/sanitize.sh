@@ -26,6 +26,7 @@ ninja -C "$ASAN_OBJ" qemu-system-aarch64 qemu-img \
     tests/qtest/mte-tag-storage/mte-tag-storage-guest.elf 2>&1 |
     "$TOP/scripts/progress.py"
 built=$(date +%s)
+link_firmware "$ASAN_OBJ"
 
 setup_gdb
 rm -rf "$REPORTS"
