@@ -408,6 +408,17 @@ static void guest_start(Guest *g, bool tag_storage, bool host)
                      (host ? FLAG_HOST : 0));
 }
 
+/* Remove what guest_launch() made for @g, once its QEMU is gone */
+static void guest_cleanup(Guest *g)
+{
+    unlink(g->serial);
+    unlink(g->log);
+    rmdir(g->dir);
+    g_free(g->serial);
+    g_free(g->log);
+    g_free(g->dir);
+}
+
 static void guest_finish(Guest *g, char *out)
 {
     if (strstr(out, "not ok")) {
@@ -416,12 +427,7 @@ static void guest_finish(Guest *g, char *out)
     g_assert_null(strstr(out, "not ok"));
     g_assert_nonnull(strstr(out, " fail=0\n"));
     qtest_quit(g->qts);
-    unlink(g->serial);
-    unlink(g->log);
-    rmdir(g->dir);
-    g_free(g->serial);
-    g_free(g->log);
-    g_free(g->dir);
+    guest_cleanup(g);
     g_free(out);
 }
 
@@ -1138,22 +1144,9 @@ static void test_migrate(void)
     g_assert(g_str_has_prefix(out, "ok persist-tags\nok persist-checks\n"));
     g_assert_nonnull(strstr(out, "RESULT pass=2 fail=0\n"));
     guest_finish(&dst, out);
-    unlink(src.serial);
-    unlink(src.log);
-    rmdir(src.dir);
+    guest_cleanup(&src);
     unlink(file);
     rmdir(dir);
-}
-
-/* Remove what guest_launch() made for @g, once its QEMU is gone */
-static void guest_cleanup(Guest *g)
-{
-    unlink(g->serial);
-    unlink(g->log);
-    rmdir(g->dir);
-    g_free(g->serial);
-    g_free(g->log);
-    g_free(g->dir);
 }
 
 /*
@@ -1456,9 +1449,7 @@ static void test_migrate_secure(void)
                               "ok persist-checks\n"));
     g_assert_nonnull(strstr(out, "RESULT pass=3 fail=0\n"));
     guest_finish(&dst, out);
-    unlink(src.serial);
-    unlink(src.log);
-    rmdir(src.dir);
+    guest_cleanup(&src);
     unlink(file_a);
     unlink(file_b);
     rm = g_strdup_printf("rm -rf %s", dir);
