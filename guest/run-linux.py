@@ -5,9 +5,14 @@ Runs QEMU with -no-shutdown and a QMP socket; when the guest powers off
 (or the timeout expires, which fails the run and keeps the console log),
 it saves the tag storage carveout with pmemsave and checks from the host
 that its only non-zero bytes are tags of pages the guest reported as
-tagged ("TAGGED <pfn> <count>" lines).  Prints a short report; exit 0 on
-PASS."""
+tagged ("TAGGED <pfn> <count>" lines); with tag-storage-init=random, that
+the only bytes that changed since the start are such tags.  Optionally
+checks the reuse checker's counts and that its reports name the culprit
+(a function of the guest's /init), and records query-mte-tag-storage
+snapshots and violation events for scripts/tag-storage-picture.py.
+Prints a short report; exit 0 on PASS."""
 import argparse
+import bisect
 import json
 import os
 import re
@@ -48,6 +53,40 @@ def qmp(f, cmd, **args):
             EVENTS.append(msg)
 
 
+def check_culprits(err, function, binary):
+    """Whether every R1/R2 line in QEMU's @err names a write by @function.
+
+    The PCs are resolved with the symbols of @binary, a static non-PIE
+    executable, so they are the guest's virtual addresses."""
+    syms = []
+    out = subprocess.run(['aarch64-linux-gnu-nm', '-S', '--defined-only',
+                          binary], capture_output=True, text=True,
+                         check=True).stdout
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) == 4 and f[2] in 'tT':
+            syms.append((int(f[0], 16), int(f[1], 16), f[3]))
+    syms.sort()
+    starts = [x[0] for x in syms]
+    seen = {'R1': 0, 'R2': 0}
+    bad = []
+    for m in re.finditer(r'mte-tag-storage: (R[12]) .*?; last written by '
+                         r'(\S+) cpu \d+ pc (0x[0-9a-f]+)', err):
+        rule, kind, pc = m.group(1), m.group(2), int(m.group(3), 16)
+        i = bisect.bisect_right(starts, pc) - 1
+        name = syms[i][2] if i >= 0 and pc < syms[i][0] + syms[i][1] else '?'
+        want = 'data-store' if rule == 'R1' else 'tag-store'
+        seen[rule] += 1
+        if name != function or kind != want:
+            bad.append('%s culprit %s pc 0x%x in %s' % (rule, kind, pc, name))
+    lines = len(re.findall(r'mte-tag-storage: R[12] ', err))
+    good = not bad and seen['R1'] and seen['R2'] and \
+        lines == seen['R1'] + seen['R2']
+    return ('culprits: %d R1 and %d R2 reports of %d name a %s in %s%s'
+            % (seen['R1'], seen['R2'], lines, 'write', function,
+               '; ' + ', '.join(bad[:3]) if bad else '')), good
+
+
 def peak_rss_mib(pid):
     try:
         with open('/proc/%d/status' % pid) as st:
@@ -77,10 +116,18 @@ def main():
                     help='more kernel command line, e.g. mts.dma')
     ap.add_argument('--events', metavar='FILE',
                     help='write the QMP events received, one JSON a line')
-    ap.add_argument('--expect-violations', metavar='R1,R2,R3',
+    ap.add_argument('--expect-violations', metavar='R1,R2,R3[,R4]',
                     help='with tag-storage-check: exact violation counts '
                     'from query-mte-tag-storage at power-off')
+    ap.add_argument('--expect-culprit', metavar='FUNCTION',
+                    help='every R1 and R2 report must name a write by '
+                    'FUNCTION of the guest /init (next to --initrd), and '
+                    'there must be at least one of each')
+    ap.add_argument('--picture', metavar='PNG',
+                    help='record the tag storage owners every 100 ms and '
+                    'draw them with scripts/tag-storage-picture.py')
     a = ap.parse_args()
+    random_init = re.search(r'(^|,)tag-storage-init=random', a.machine)
 
     tmp = tempfile.mkdtemp(prefix='mts-linux-')
     sock = os.path.join(tmp, 'qmp.sock')
@@ -100,6 +147,10 @@ def main():
            '-append', append.strip()] + a.extra.split()
     if a.bios:
         cmd += ['-bios', a.bios]
+    if random_init:
+        cmd += ['-S']           # to save the garbage before the guest runs
+    record = open(a.picture + '.jsonl', 'w') if a.picture else None
+    initial = None
     start = time.time()
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     deadline = start + a.timeout
@@ -107,8 +158,19 @@ def main():
     rss = 0
     try:
         s, f = qmp_connect(sock, start + 20)
+        if random_init:
+            info = qmp(f, 'query-mte-tag-storage')['return']
+            base = info['regions'][0]['carveout-base']
+            size = sum(r['carveout-size'] for r in info['regions'])
+            qmp(f, 'pmemsave', val=base, size=size, filename=dump)
+            initial = open(dump, 'rb').read()
+            qmp(f, 'cont')
         while True:
             st = qmp(f, 'query-status')['return']['status']
+            if record:
+                info = qmp(f, 'query-mte-tag-storage')['return']
+                record.write(json.dumps({'t': time.time() - start,
+                                         'info': info}) + '\n')
             if st == 'shutdown' or st == 'guest-panicked':
                 break
             if time.time() > deadline:
@@ -127,13 +189,15 @@ def main():
             info = qmp(f, 'query-mte-tag-storage')['return']
             r = info['regions'][0]
             v = r['violations']
-            got = '%d,%d,%d' % (v['r1'], v['r2'], v['r3'])
+            rules = ['r1', 'r2', 'r3', 'r4']
+            rules = rules[:len(a.expect_violations.split(','))]
+            got = ','.join('%d' % v[k] for k in rules)
             host += ('host: checker %s: %d tag reads, %d tag writes, '
-                     '%d data reads, %d data writes; violations R1,R2,R3 = '
+                     '%d data reads, %d data writes; violations %s = '
                      '%s (expected %s)\n'
                      % (info['check'], r['tag-reads'], r['tag-writes'],
-                        r['data-reads'], r['data-writes'], got,
-                        a.expect_violations))
+                        r['data-reads'], r['data-writes'],
+                        ','.join(rules).upper(), got, a.expect_violations))
             if got != a.expect_violations or r['tag-writes'] == 0:
                 ok = False
         # the host's view of the carveouts: one per NUMA node, contiguous
@@ -150,12 +214,18 @@ def main():
                 first = (int(pfn, 16) * 4096 - RAM_BASE) // 32
                 for i in range(first, min(size, first + 128 * int(n))):
                     allowed[i] = 1
-            nonzero = [m.start() for m in re.finditer(rb'[^\x00]', data)]
-            stray = [i for i in nonzero if not allowed[i]]
-            tags = len(nonzero) - len(stray)
-            host += ('host: carveout 0x%x+0x%x: %d non-zero tag bytes of '
-                    'tagged pages, %d non-zero bytes elsewhere'
-                    % (base, size, tags, len(stray)))
+            if initial is not None:
+                # garbage at the start: look at what changed instead
+                written = [i for i in range(size) if data[i] != initial[i]]
+                what = 'changed'
+            else:
+                written = [m.start() for m in re.finditer(rb'[^\x00]', data)]
+                what = 'non-zero'
+            stray = [i for i in written if not allowed[i]]
+            tags = len(written) - len(stray)
+            host += ('host: carveout 0x%x+0x%x: %d %s tag bytes of '
+                    'tagged pages, %d %s bytes elsewhere'
+                    % (base, size, tags, what, len(stray), what))
             if stray:
                 host += ' (first at 0x%x)' % (base + stray[0])
                 ok = False
@@ -189,6 +259,26 @@ def main():
                 os.unlink(p)
         os.rmdir(tmp)
     err = proc.stderr.read()
+    if record:
+        for e in EVENTS:
+            if e.get('event') == 'MTE_TAG_STORAGE_VIOLATION':
+                ts = e['timestamp']
+                t = ts['seconds'] + ts['microseconds'] / 1e6 - start
+                record.write(json.dumps({'t': t, 'event': e['data']}) + '\n')
+        record.close()
+        pic = subprocess.run(['/usr/bin/python3', os.path.join(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            'scripts', 'tag-storage-picture.py'), a.picture + '.jsonl',
+            a.picture], capture_output=True, text=True)
+        host += '\nhost: picture: ' + (pic.stdout.strip() or
+                                       pic.stderr.strip())
+        if pic.returncode:
+            ok = False
+    if a.expect_culprit:
+        verdict, good = check_culprits(err, a.expect_culprit, os.path.join(
+            os.path.dirname(os.path.abspath(a.initrd)), 'mte-init'))
+        host += '\nhost: ' + verdict
+        ok = ok and good
     if a.events:
         with open(a.events, 'w') as ev:
             ev.writelines(json.dumps(e) + '\n' for e in EVENTS)

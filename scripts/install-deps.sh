@@ -12,7 +12,7 @@ gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu cpio
 ccache git xz-utils ca-certificates curl dpkg-dev
 libpython3.11 libgmp10 libmpfr6 libexpat1
 ipxe-qemu qemu-efi-aarch64
-bc patch make gcc libc6-dev"
+bc patch make gcc libc6-dev python3-matplotlib"
 MESON_MIN=1.5
 
 SUDO=

@@ -48,6 +48,7 @@ bool mte_tag_storage_tagged_carveout(CPUState *cs, hwaddr paddr,
 
 MTETagStorageInfo *qmp_query_mte_tag_storage(bool has_base, uint64_t base,
                                              bool has_size, uint64_t size,
+                                             bool has_writers, bool writers,
                                              Error **errp)
 {
     error_setg(errp, "this QEMU has no MTE tag storage");

@@ -14,6 +14,7 @@
 #include "qemu/osdep.h"
 #include "qemu/bitmap.h"
 #include "qemu/cutils.h"
+#include "qemu/guest-random.h"
 #include "qemu/atomic.h"
 #include "qemu/bswap.h"
 #include "qemu/error-report.h"
@@ -29,6 +30,7 @@
 #include "exec/cpu-common.h"
 #include "exec/target_page.h"
 #include "hw/core/cpu.h"
+#include "hw/core/qdev-prop-internal.h"
 #include "hw/qdev-properties.h"
 #include "hw/misc/mte-tag-storage.h"
 #include "migration/qemu-file-types.h"
@@ -216,6 +218,94 @@ static MTETagStorageCpuState *cpu_state(MTETagStorageState *s, CPUState *cs)
 }
 
 /*
+ * The last write of one kind (tags or data) to a 16-byte granule of the
+ * carveout.  Written without a lock: two CPUs racing on one granule may
+ * leave a record that mixes their writes, but the guest has a race there
+ * anyway.  16 bytes per granule and kind: the maps are as large as the
+ * carveout, and like the owner map cost only the pages written.
+ */
+typedef struct MTETagStorageWriterRecord {
+    uint64_t pc;             /* CPU writes: the instruction's address */
+    uint64_t info;           /* 0: none since reset, else WRITER_* fields */
+} MTETagStorageWriterRecord;
+
+#define GRANULE_BITS        4
+#define WRITER_WHO_MASK     0xffff  /* CPU index, or DMA requester ID */
+#define WRITER_KIND_SHIFT   16      /* MTETagStorageWriterKind + 1 */
+#define WRITER_KIND_MASK    0xf
+#define WRITER_SEQ_SHIFT    20      /* 44 bits of write sequence number */
+
+static void record_write(MTETagStorageState *s, MTETagStorageWriterRecord *map,
+                         hwaddr offset, unsigned len,
+                         MTETagStorageWriterKind kind, vaddr pc, unsigned who)
+{
+    uint64_t seq = qatomic_fetch_inc(&s->write_seq) + 1;
+    uint64_t info = seq << WRITER_SEQ_SHIFT |
+                    (uint64_t)(kind + 1) << WRITER_KIND_SHIFT |
+                    (who & WRITER_WHO_MASK);
+
+    for (hwaddr g = offset >> GRANULE_BITS;
+         g <= (offset + len - 1) >> GRANULE_BITS; g++) {
+        map[g].pc = pc;
+        qatomic_set(&map[g].info, info);
+    }
+}
+
+/* @r as QAPI, or NULL if nothing wrote since reset */
+static MTETagStorageWriter *writer_info(const MTETagStorageWriterRecord *r)
+{
+    MTETagStorageWriter *w;
+    uint64_t info = qatomic_read(&r->info);
+
+    if (!info) {
+        return NULL;
+    }
+    w = g_new0(MTETagStorageWriter, 1);
+    w->kind = ((info >> WRITER_KIND_SHIFT) & WRITER_KIND_MASK) - 1;
+    w->seq = info >> WRITER_SEQ_SHIFT;
+    switch (w->kind) {
+    case MTE_TAG_STORAGE_WRITER_KIND_TAG_STORE:
+    case MTE_TAG_STORAGE_WRITER_KIND_DATA_STORE:
+        w->has_cpu_index = w->has_pc = true;
+        w->cpu_index = info & WRITER_WHO_MASK;
+        w->pc = r->pc;
+        break;
+    case MTE_TAG_STORAGE_WRITER_KIND_DMA:
+        w->has_requester_id = (info & WRITER_WHO_MASK) != 0;
+        w->requester_id = info & WRITER_WHO_MASK;
+        break;
+    default:
+        break;
+    }
+    return w;
+}
+
+static bool writer_equal(const MTETagStorageWriterRecord *a,
+                         const MTETagStorageWriterRecord *b)
+{
+    return a->info == b->info && a->pc == b->pc;
+}
+
+/* "data store, cpu 1 pc 0x..., write #7" for log lines */
+static char *writer_text(const MTETagStorageWriter *w)
+{
+    g_autofree char *who = NULL;
+
+    if (!w) {
+        return g_strdup("nothing since reset");
+    }
+    if (w->has_pc) {
+        who = g_strdup_printf(" cpu %" PRId64 " pc 0x%" PRIx64, w->cpu_index,
+                              w->pc);
+    } else if (w->has_requester_id) {
+        who = g_strdup_printf(" requester 0x%04x", w->requester_id);
+    }
+    return g_strdup_printf("%s%s, write #%" PRIu64,
+                           MTETagStorageWriterKind_str(w->kind),
+                           who ? who : "", w->seq);
+}
+
+/*
  * True for data reads that only look: the monitor (x, xp, pmemsave, gdb's
  * "monitor" commands), a debugger, or anything while the VM does not run
  * (no device starts DMA then).  They are no violations.
@@ -234,7 +324,16 @@ static const char *const rule_text[MTE_TAG_STORAGE_RULE__MAX] = {
     [MTE_TAG_STORAGE_RULE_R1] = "tags read from data-owned tag storage",
     [MTE_TAG_STORAGE_RULE_R2] = "data read from tag-owned tag storage",
     [MTE_TAG_STORAGE_RULE_R3] = "Tagged access to tag storage itself",
+    [MTE_TAG_STORAGE_RULE_R4] = "tags read from tag storage never written "
+                                "since reset",
 };
+
+/* Who made an access, for reports */
+typedef struct MTETagStorageAccess {
+    MTETagStorageAccessor kind;
+    CPUState *cs;            /* for MTE_TAG_STORAGE_ACCESSOR_CPU */
+    uintptr_t ra;            /* its host return address, 0: none */
+} MTETagStorageAccess;
 
 /*
  * The PC of the instruction that made the access, without disturbing the
@@ -280,16 +379,20 @@ static bool report_allowed(MTETagStorageState *s)
 }
 
 /*
- * Count and report a violation.  @cs and @ra locate a CPU access (@ra is 0
- * for debugger requests, @cs NULL for DMA); only a CPU access with @ra can
- * stop at its instruction.  Does not return when it stops the VM.
+ * Count and report a violation.  @a says who made the access; only a CPU
+ * access with a return address can stop at its instruction.  @writer is
+ * the last write of the other kind to the granule concerned, the likely
+ * culprit, or NULL.  Does not return when it stops the VM.
  */
 static void report_violation(MTETagStorageState *s, MTETagStorageRule rule,
-                             hwaddr paddr, hwaddr ts_addr, CPUState *cs,
-                             uintptr_t ra)
+                             hwaddr paddr, hwaddr ts_addr,
+                             const MTETagStorageAccess *a,
+                             const MTETagStorageWriterRecord *writer)
 {
-    bool stop = s->check == MTE_TAG_STORAGE_CHECK_STOP && cs && ra;
-    vaddr pc = cs ? access_pc(cs, ra) : 0;
+    CPUState *cs = a->kind == MTE_TAG_STORAGE_ACCESSOR_CPU ? a->cs : NULL;
+    bool stop = s->check == MTE_TAG_STORAGE_CHECK_STOP && cs && a->ra;
+    vaddr pc = cs ? access_pc(cs, a->ra) : 0;
+    g_autoptr(MTETagStorageWriter) w = NULL;
 
     if (stop) {
         MTETagStorageCpuState *c;
@@ -307,24 +410,28 @@ static void report_violation(MTETagStorageState *s, MTETagStorageRule rule,
     }
 
     stat64_add(&s->violations[rule], 1);
+    w = writer ? writer_info(writer) : NULL;
     trace_mte_tag_storage_violation(MTETagStorageRule_str(rule), paddr,
-                                    ts_addr, pc);
+                                    ts_addr, pc, w ? w->seq : 0,
+                                    w ? w->pc : 0);
     if (stop || report_allowed(s)) {
         g_autofree char *who = cs ?
             g_strdup_printf("cpu %d pc 0x%" VADDR_PRIx, cs->cpu_index, pc) :
-            g_strdup("DMA");
+            g_strdup(a->kind == MTE_TAG_STORAGE_ACCESSOR_DMA ? "DMA" :
+                     "debugger");
+        g_autofree char *culprit = writer ?
+            g_strdup_printf("; last written by %s", writer_text(w)) : NULL;
 
-        warn_report("mte-tag-storage: %s %s: pa 0x%" HWADDR_PRIx
-                    " tag-storage 0x%" HWADDR_PRIx " %s",
-                    rule == MTE_TAG_STORAGE_RULE_R1 ? "R1" :
-                    rule == MTE_TAG_STORAGE_RULE_R2 ? "R2" : "R3",
-                    rule_text[rule], paddr, ts_addr, who);
+        warn_report("mte-tag-storage: R%d %s: pa 0x%" HWADDR_PRIx
+                    " tag-storage 0x%" HWADDR_PRIx " %s%s", rule + 1,
+                    rule_text[rule], paddr, ts_addr, who,
+                    culprit ? culprit : "");
         if (s->check >= MTE_TAG_STORAGE_CHECK_EVENT) {
             BQL_LOCK_GUARD();
             qapi_event_send_mte_tag_storage_violation(rule, paddr, ts_addr,
-                                                      !!cs,
+                                                      a->kind, !!cs,
                                                       cs ? cs->cpu_index : 0,
-                                                      !!cs, pc);
+                                                      !!cs, pc, w);
         }
     }
 
@@ -338,7 +445,7 @@ static void report_violation(MTETagStorageState *s, MTETagStorageRule rule,
         c->stopped_pc = pc;
         c->stopped_addr = ts_addr;
         qemu_mutex_unlock(&s->report_lock);
-        cpu_restore_state(cs, ra);
+        cpu_restore_state(cs, a->ra);
         cs->exception_index = EXCP_DEBUG;
         cpu_loop_exit(cs);
     }
@@ -386,11 +493,19 @@ static MTETagStorageState *carveout_of(MemoryRegion *mr, hwaddr *offset)
     return NULL;
 }
 
+/* Whether the tag storage bytes at @offset were written since reset */
+static inline bool unwritten_random(MTETagStorageState *s, uint8_t owner)
+{
+    return owner == MTE_TAG_STORAGE_BYTE_UNWRITTEN &&
+           s->init == MTE_TAG_STORAGE_INIT_RANDOM;
+}
+
 void mte_tag_storage_tag_access(CPUState *cs, MemoryRegion *mr,
                                 hwaddr offset, unsigned len, bool write,
                                 hwaddr paddr, uintptr_t ra)
 {
     MTETagStorageState *s = carveout_of(mr, &offset);
+    MTETagStorageAccess a = { MTE_TAG_STORAGE_ACCESSOR_CPU, cs, ra };
     uint8_t *owner;
     unsigned i;
 
@@ -400,21 +515,39 @@ void mte_tag_storage_tag_access(CPUState *cs, MemoryRegion *mr,
     trace_mte_tag_storage_tag_access(paddr, s->carveout_base + offset, len,
                                      write);
     owner = s->owner + offset;
+    if (current_cpu != cs) {
+        /* a debugger, from outside the vCPU thread */
+        a.kind = MTE_TAG_STORAGE_ACCESSOR_DEBUGGER;
+    }
     if (write) {
+        bool cpu = a.kind == MTE_TAG_STORAGE_ACCESSOR_CPU;
+
         stat64_add(&s->tag_writes, 1);
         memset(owner, MTE_TAG_STORAGE_BYTE_TAG, len);
         owner_mark(s, offset, len);
+        record_write(s, s->tag_writer, offset, len,
+                     cpu ? MTE_TAG_STORAGE_WRITER_KIND_TAG_STORE :
+                           MTE_TAG_STORAGE_WRITER_KIND_DEBUGGER,
+                     cpu ? access_pc(cs, ra) : 0, cpu ? cs->cpu_index : 0);
         return;
     }
-    if (current_cpu != cs) {
-        return;  /* a debugger reads tags, from outside the vCPU thread */
+    if (a.kind == MTE_TAG_STORAGE_ACCESSOR_CPU) {
+        stat64_add(&s->tag_reads, 1);
     }
-    stat64_add(&s->tag_reads, 1);
     for (i = 0; i < len; i++) {
-        if (owner[i] == MTE_TAG_STORAGE_BYTE_DATA) {
+        if (owner[i] == MTE_TAG_STORAGE_BYTE_DATA &&
+            a.kind == MTE_TAG_STORAGE_ACCESSOR_CPU) {
             report_violation(s, MTE_TAG_STORAGE_RULE_R1,
                              MAX(paddr, data_paddr(s, offset + i)),
-                             s->carveout_base + offset + i, cs, ra);
+                             s->carveout_base + offset + i, &a,
+                             &s->data_writer[(offset + i) >> GRANULE_BITS]);
+            return;
+        }
+        if (unwritten_random(s, owner[i])) {
+            /* a debugger would show tags nobody set, too */
+            report_violation(s, MTE_TAG_STORAGE_RULE_R4,
+                             MAX(paddr, data_paddr(s, offset + i)),
+                             s->carveout_base + offset + i, &a, NULL);
             return;
         }
     }
@@ -452,6 +585,8 @@ bool mte_tag_storage_tagged_carveout(CPUState *cs, hwaddr paddr,
     QTAILQ_FOREACH(s, &tag_storages, next) {
         if (s->owner && paddr >= s->carveout_base &&
             paddr - s->carveout_base < memory_region_size(&s->carveout)) {
+            MTETagStorageAccess a = { MTE_TAG_STORAGE_ACCESSOR_CPU, cs, ra };
+
             if (current_cpu != cs) {
                 return true;  /* a debugger's probe */
             }
@@ -459,8 +594,8 @@ bool mte_tag_storage_tagged_carveout(CPUState *cs, hwaddr paddr,
                 return true;
             }
             log_self_tagged(s, paddr);
-            report_violation(s, MTE_TAG_STORAGE_RULE_R3, paddr, paddr, cs,
-                             ra);
+            report_violation(s, MTE_TAG_STORAGE_RULE_R3, paddr, paddr, &a,
+                             NULL);
             return true;
         }
     }
@@ -498,12 +633,16 @@ static MemTxResult checked_read(void *opaque, hwaddr addr, uint64_t *data,
     stat64_add(&s->data_reads, 1);
     for (i = 0; i < size; i++) {
         if (owner[i] == MTE_TAG_STORAGE_BYTE_TAG && !introspection(attrs)) {
-            uintptr_t ra;
-            CPUState *cs = data_access_cpu(attrs, &ra);
+            MTETagStorageAccess a = { MTE_TAG_STORAGE_ACCESSOR_CPU };
 
+            a.cs = data_access_cpu(attrs, &a.ra);
+            if (!a.cs) {
+                a.kind = MTE_TAG_STORAGE_ACCESSOR_DMA;
+            }
             report_violation(s, MTE_TAG_STORAGE_RULE_R2,
                              data_paddr(s, addr + i),
-                             s->carveout_base + addr + i, cs, ra);
+                             s->carveout_base + addr + i, &a,
+                             &s->tag_writer[(addr + i) >> GRANULE_BITS]);
             break;
         }
     }
@@ -516,11 +655,24 @@ static MemTxResult checked_write(void *opaque, hwaddr addr, uint64_t data,
                                  unsigned size, MemTxAttrs attrs)
 {
     MTETagStorageState *s = opaque;
+    uintptr_t ra;
+    CPUState *cs = data_access_cpu(attrs, &ra);
 
     trace_mte_tag_storage_data_access(s->carveout_base + addr, size, true);
     stat64_add(&s->data_writes, 1);
     memset(s->owner + addr, MTE_TAG_STORAGE_BYTE_DATA, size);
     owner_mark(s, addr, size);
+    if (attrs.debug || monitor_cur()) {
+        record_write(s, s->data_writer, addr, size,
+                     MTE_TAG_STORAGE_WRITER_KIND_DEBUGGER, 0, 0);
+    } else if (cs) {
+        record_write(s, s->data_writer, addr, size,
+                     MTE_TAG_STORAGE_WRITER_KIND_DATA_STORE,
+                     access_pc(cs, ra), cs->cpu_index);
+    } else {
+        record_write(s, s->data_writer, addr, size,
+                     MTE_TAG_STORAGE_WRITER_KIND_DMA, 0, attrs.requester_id);
+    }
     stn_le_p((uint8_t *)memory_region_get_ram_ptr(&s->carveout) + addr, size,
              data);
     memory_region_set_dirty(s->ram, s->ram_offset + addr, size);
@@ -593,8 +745,48 @@ static MTETagStorageBlocksList *query_blocks(MTETagStorageState *s,
     return head;
 }
 
+/* Bytes of the carveout that query-mte-tag-storage describes by granule */
+#define WRITERS_MAX_SIZE    65536
+
+/* The last writers of the granules of @s in [@base, @end), as runs */
+static MTETagStorageGranulesList *query_writers(MTETagStorageState *s,
+                                                hwaddr base, hwaddr end)
+{
+    static const MTETagStorageWriterRecord none;
+    const MTETagStorageWriterRecord *t, *d, *prev_t = NULL, *prev_d = NULL;
+    MTETagStorageGranulesList *head = NULL, **tail = &head;
+    MTETagStorageGranules *run = NULL;
+    uint64_t first, last;
+
+    first = (MAX(base, s->carveout_base) - s->carveout_base) >> GRANULE_BITS;
+    last = (MIN(end, s->carveout_base + memory_region_size(&s->carveout)) -
+            s->carveout_base + (1 << GRANULE_BITS) - 1) >> GRANULE_BITS;
+    for (uint64_t g = first; g < last; g++) {
+        /* Unwritten chunks have no records, and need not become resident */
+        bool written = test_bit((g << GRANULE_BITS) >> OWNER_CHUNK_BITS,
+                                s->owner_written);
+
+        t = written ? &s->tag_writer[g] : &none;
+        d = written ? &s->data_writer[g] : &none;
+        if (run && writer_equal(t, prev_t) && writer_equal(d, prev_d)) {
+            run->size += 1 << GRANULE_BITS;
+        } else {
+            run = g_new0(MTETagStorageGranules, 1);
+            run->base = s->carveout_base + (g << GRANULE_BITS);
+            run->size = 1 << GRANULE_BITS;
+            run->tag_writer = writer_info(t);
+            run->data_writer = writer_info(d);
+            QAPI_LIST_APPEND(tail, run);
+        }
+        prev_t = t;
+        prev_d = d;
+    }
+    return head;
+}
+
 MTETagStorageInfo *qmp_query_mte_tag_storage(bool has_base, uint64_t base,
                                              bool has_size, uint64_t size,
+                                             bool has_writers, bool writers,
                                              Error **errp)
 {
     MTETagStorageInfo *info;
@@ -615,6 +807,11 @@ MTETagStorageInfo *qmp_query_mte_tag_storage(bool has_base, uint64_t base,
         error_setg(errp, "'size' must be non-zero and not wrap around");
         return NULL;
     }
+    if (writers && (!has_size || size > WRITERS_MAX_SIZE)) {
+        error_setg(errp, "'writers' needs 'base' and a 'size' of at most %d",
+                   WRITERS_MAX_SIZE);
+        return NULL;
+    }
     if (!has_base) {
         base = 0;
     }
@@ -625,6 +822,9 @@ MTETagStorageInfo *qmp_query_mte_tag_storage(bool has_base, uint64_t base,
     info->block_size = s->block_size;
     info->check = s->check;
     info->interleave = s->interleave;
+    info->init = s->init;
+    info->has_init_seed = s->init == MTE_TAG_STORAGE_INIT_RANDOM;
+    info->init_seed = s->init_seed;
     tail = &info->regions;
     QTAILQ_FOREACH(s, &tag_storages, next) {
         MTETagStorageRegion *r = g_new0(MTETagStorageRegion, 1);
@@ -643,10 +843,15 @@ MTETagStorageInfo *qmp_query_mte_tag_storage(bool has_base, uint64_t base,
         r->violations->r1 = stat64_get(&s->violations[0]);
         r->violations->r2 = stat64_get(&s->violations[1]);
         r->violations->r3 = stat64_get(&s->violations[2]);
+        r->violations->r4 = stat64_get(&s->violations[3]);
         if (s->owner && base < cend && end > cbase) {
             r->blocks = query_blocks(s, base, end);
+            if (writers) {
+                r->writers = query_writers(s, base, end);
+            }
         }
         r->has_blocks = r->blocks != NULL;
+        r->has_writers = r->writers != NULL;
         QAPI_LIST_APPEND(tail, r);
     }
     return info;
@@ -656,23 +861,30 @@ void hmp_info_mte_tag_storage(Monitor *mon, const QDict *qdict)
 {
     bool has_base = qdict_haskey(qdict, "base");
     bool has_size = qdict_haskey(qdict, "size");
+    bool writers = qdict_get_try_bool(qdict, "writers", false);
     g_autoptr(MTETagStorageInfo) info = NULL;
     MTETagStorageRegionList *r;
     MTETagStorageBlocksList *b;
+    MTETagStorageGranulesList *g;
     Error *err = NULL;
 
     info = qmp_query_mte_tag_storage(has_base, qdict_get_try_int(qdict,
                                                                  "base", 0),
                                      has_size, qdict_get_try_int(qdict,
                                                                  "size", 0),
-                                     &err);
+                                     writers, writers, &err);
     if (hmp_handle_error(mon, err)) {
         return;
     }
     monitor_printf(mon, "binding v%" PRId64 ", block size 0x%" PRIx64
-                   "%s, check %s\n", info->binding, info->block_size,
+                   "%s, check %s, init %s", info->binding, info->block_size,
                    info->interleave ? " interleaved" : "",
-                   MTETagStorageCheck_str(info->check));
+                   MTETagStorageCheck_str(info->check),
+                   MTETagStorageInit_str(info->init));
+    if (info->has_init_seed) {
+        monitor_printf(mon, " seed %" PRIu64, info->init_seed);
+    }
+    monitor_printf(mon, "\n");
     for (r = info->regions; r; r = r->next) {
         MTETagStorageRegion *v = r->value;
 
@@ -685,13 +897,22 @@ void hmp_info_mte_tag_storage(Monitor *mon, const QDict *qdict)
                        v->tag_reads, v->tag_writes, v->data_reads,
                        v->data_writes);
         monitor_printf(mon, "  violations R1 %" PRIu64 " R2 %" PRIu64
-                       " R3 %" PRIu64 "\n", v->violations->r1,
-                       v->violations->r2, v->violations->r3);
+                       " R3 %" PRIu64 " R4 %" PRIu64 "\n", v->violations->r1,
+                       v->violations->r2, v->violations->r3,
+                       v->violations->r4);
         for (b = v->blocks; b; b = b->next) {
             monitor_printf(mon, "  0x%" PRIx64 "-0x%" PRIx64 " %s\n",
                            b->value->base,
                            b->value->base + b->value->size - 1,
                            MTETagStorageOwner_str(b->value->owner));
+        }
+        for (g = v->writers; g; g = g->next) {
+            g_autofree char *tw = writer_text(g->value->tag_writer);
+            g_autofree char *dw = writer_text(g->value->data_writer);
+
+            monitor_printf(mon, "  0x%" PRIx64 "-0x%" PRIx64 " tags: %s;"
+                           " data: %s\n", g->value->base,
+                           g->value->base + g->value->size - 1, tw, dw);
         }
     }
 }
@@ -811,7 +1032,7 @@ static uint8_t *owner_map_new(uint64_t size, Error **errp)
                    qemu_anon_ram_alloc(size, NULL, false, true) : NULL;
 
     if (!map) {
-        error_setg(errp, "cannot allocate the %" PRIu64 " MiB owner map of "
+        error_setg(errp, "cannot allocate a %" PRIu64 " MiB map for "
                    "tag-storage-check", size / MiB);
     }
     return map;
@@ -857,6 +1078,10 @@ static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
         error_setg(errp, "check must be below %d", MTE_TAG_STORAGE_CHECK__MAX);
         return;
     }
+    if (s->init != MTE_TAG_STORAGE_INIT_RANDOM && s->init_seed) {
+        error_setg(errp, "init-seed needs init=random");
+        return;
+    }
     if (s->tagged_base % MTE_TAG_STORAGE_RATIO ||
         s->carveout_base % (2 * MiB)) {
         error_setg(errp, "tagged-base must be 32-byte and carveout-base "
@@ -899,6 +1124,14 @@ static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
             return;
         }
         s->owner_size = size;
+        /* A 16-byte record per 16-byte granule: each map has @size bytes */
+        s->tag_writer = (MTETagStorageWriterRecord *)owner_map_new(size,
+                                                                   errp);
+        s->data_writer = s->tag_writer ?
+            (MTETagStorageWriterRecord *)owner_map_new(size, errp) : NULL;
+        if (!s->data_writer) {
+            return;
+        }
         s->owner_written = bitmap_new(size >> OWNER_CHUNK_BITS);
         memory_region_init_io(&s->checked, OBJECT(s), &checked_ops, s,
                               "mte-tag-storage.checked", size);
@@ -929,25 +1162,61 @@ static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
 }
 
 /*
- * Allocation tags are UNKNOWN after a reset on hardware; clear them, so
- * that a reset machine starts as a new one: all tags 0, no owners, no
- * counts.  The first reset creates the machine and finds a new carveout;
- * later ones write only pages holding non-zero bytes, through the system
- * address space, which drops any code translated from them.
+ * The init=random contents: splitmix64 of the seed and the guest physical
+ * address of each 8 bytes, so that they depend on nothing else (not on
+ * how many carveouts there are or the host) and differ between carveouts.
  */
-static void mte_tag_storage_reset_hold(Object *obj, ResetType type)
+static uint64_t random_word(uint64_t seed, hwaddr paddr)
 {
-    MTETagStorageState *s = MTE_TAG_STORAGE(obj);
+    uint64_t z = seed + (paddr / 8 + 1) * 0x9e3779b97f4a7c15ull;
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+#define RANDOM_FILL_CHUNK   (64 * KiB)
+
+/*
+ * Fill the carveout with its init=random contents.  Directly in its RAM
+ * when no code can have been translated from it (before the machine ran,
+ * or while checked_ops, which are never executed from, map it); else
+ * through the system address space, which drops such code.
+ */
+static void random_fill(MTETagStorageState *s)
+{
+    uint8_t *host = memory_region_get_ram_ptr(&s->carveout);
+    uint64_t size = memory_region_size(&s->carveout);
+    g_autofree uint8_t *buf = NULL;
+
+    if (!s->ran || s->owner) {
+        for (uint64_t off = 0; off < size; off += 8) {
+            stq_le_p(host + off, random_word(s->init_seed,
+                                             s->carveout_base + off));
+        }
+        memory_region_set_dirty(s->ram, s->ram_offset, size);
+        return;
+    }
+    buf = g_malloc(RANDOM_FILL_CHUNK);
+    for (uint64_t off = 0; off < size; off += RANDOM_FILL_CHUNK) {
+        uint64_t len = MIN(RANDOM_FILL_CHUNK, size - off);
+
+        for (uint64_t i = 0; i < len; i += 8) {
+            stq_le_p(buf + i, random_word(s->init_seed,
+                                          s->carveout_base + off + i));
+        }
+        address_space_write(&address_space_memory, s->carveout_base + off,
+                            MEMTXATTRS_UNSPECIFIED, buf, len);
+    }
+}
+
+/* Clear the carveout, writing only pages that hold non-zero bytes */
+static void zero_fill(MTETagStorageState *s)
+{
     uint8_t *host = memory_region_get_ram_ptr(&s->carveout);
     uint64_t size = memory_region_size(&s->carveout);
     uint64_t page = qemu_target_page_size(), off;
 
-    if (!s->ran) {
-        /* The reset that creates the machine: nothing was written yet */
-        s->ran = true;
-        s->owner_covers_ram = s->owner && !s->memdev;
-        return;
-    }
     for (off = 0; off < size; off += page) {
         /*
          * With the checker on, every write to the carveout marks its owner
@@ -968,10 +1237,44 @@ static void mte_tag_storage_reset_hold(Object *obj, ResetType type)
                               0, page, MEMTXATTRS_UNSPECIFIED);
         }
     }
+}
+
+/*
+ * Allocation tags are UNKNOWN after a reset on hardware.  With init=zero,
+ * clear them, so that a reset machine starts as a new one: all tags 0.
+ * The first reset creates the machine and finds a new carveout; later ones
+ * write only pages holding non-zero bytes, through the system address
+ * space, which drops any code translated from them.  With init=random,
+ * fill them with the same garbage at every reset.  Either way: no owners,
+ * no writers, no counts.
+ */
+static void mte_tag_storage_reset_hold(Object *obj, ResetType type)
+{
+    MTETagStorageState *s = MTE_TAG_STORAGE(obj);
+    uint64_t size = memory_region_size(&s->carveout);
+    bool random = s->init == MTE_TAG_STORAGE_INIT_RANDOM;
+
+    if (random && !runstate_check(RUN_STATE_INMIGRATE)) {
+        /* An incoming migration brings the contents instead */
+        random_fill(s);
+    } else if (!random && s->ran) {
+        zero_fill(s);
+    }
+    if (!s->ran) {
+        /* The reset that creates the machine: nothing was checked yet */
+        s->ran = true;
+        s->owner_covers_ram = s->owner && !s->memdev && !random;
+        trace_mte_tag_storage_reset(s->carveout_base, size,
+                                    MTETagStorageInit_str(s->init));
+        return;
+    }
     if (s->owner) {
         owner_map_clear(s->owner, s->owner_size);
+        owner_map_clear((uint8_t *)s->tag_writer, s->owner_size);
+        owner_map_clear((uint8_t *)s->data_writer, s->owner_size);
         bitmap_zero(s->owner_written, s->owner_size >> OWNER_CHUNK_BITS);
-        s->owner_covers_ram = !s->memdev;
+        s->owner_covers_ram = !s->memdev && !random;
+        qatomic_set(&s->write_seq, 0);
         stat64_set(&s->tag_reads, 0);
         stat64_set(&s->tag_writes, 0);
         stat64_set(&s->data_reads, 0);
@@ -982,7 +1285,8 @@ static void mte_tag_storage_reset_hold(Object *obj, ResetType type)
         g_hash_table_remove_all(s->cpu_state);
     }
     bitmap_zero(s->self_tag_reported, size >> qemu_target_page_bits());
-    trace_mte_tag_storage_reset(s->carveout_base, size);
+    trace_mte_tag_storage_reset(s->carveout_base, size,
+                                MTETagStorageInit_str(s->init));
 }
 
 static void mte_tag_storage_finalize(Object *obj)
@@ -995,6 +1299,12 @@ static void mte_tag_storage_finalize(Object *obj)
     }
     if (s->owner) {
         qemu_anon_ram_free(s->owner, s->owner_size);
+    }
+    if (s->tag_writer) {
+        qemu_anon_ram_free(s->tag_writer, s->owner_size);
+    }
+    if (s->data_writer) {
+        qemu_anon_ram_free(s->data_writer, s->owner_size);
     }
     g_free(s->owner_written);
     g_hash_table_destroy(s->cpu_state);
@@ -1075,6 +1385,8 @@ static int owners_put(QEMUFile *f, void *pv, size_t size,
             !buffer_is_zero(s->owner + off, len)) {
             qemu_put_be64(f, off);
             qemu_put_buffer(f, s->owner + off, len);
+            qemu_put_buffer(f, (uint8_t *)s->tag_writer + off, len);
+            qemu_put_buffer(f, (uint8_t *)s->data_writer + off, len);
         }
     }
     qemu_put_be64(f, OWNERS_END);
@@ -1119,15 +1431,20 @@ static int owners_get(QEMUFile *f, void *pv, size_t size,
         return -EINVAL;
     }
     owner_map_clear(s->owner, s->owner_size);
+    owner_map_clear((uint8_t *)s->tag_writer, s->owner_size);
+    owner_map_clear((uint8_t *)s->data_writer, s->owner_size);
     bitmap_zero(s->owner_written, s->owner_size >> OWNER_CHUNK_BITS);
     while ((off = qemu_get_be64(f)) != OWNERS_END) {
+        uint64_t len = MIN(OWNERS_PAGE, s->owner_size - off);
+
         if (off % OWNERS_PAGE || off >= s->owner_size) {
             error_report("mte-tag-storage: bad owner map offset 0x%" PRIx64
                          " in the migration stream", off);
             return -EINVAL;
         }
-        qemu_get_buffer(f, s->owner + off,
-                        MIN(OWNERS_PAGE, s->owner_size - off));
+        qemu_get_buffer(f, s->owner + off, len);
+        qemu_get_buffer(f, (uint8_t *)s->tag_writer + off, len);
+        qemu_get_buffer(f, (uint8_t *)s->data_writer + off, len);
         set_bit(off >> OWNER_CHUNK_BITS, s->owner_written);
     }
     s->owners_loaded = true;
@@ -1140,11 +1457,11 @@ static const VMStateInfo vmstate_info_owners = {
     .put = owners_put,
 };
 
-/* The checker's state, so that owners and counts survive migration */
+/* The checker's state: owners, writers and counts survive migration */
 static const VMStateDescription vmstate_mte_tag_storage_check = {
     .name = "mte-tag-storage/check",
-    .version_id = 2,
-    .minimum_version_id = 2,
+    .version_id = 3,
+    .minimum_version_id = 3,
     .needed = check_needed,
     .pre_save = check_pre_save,
     .pre_load = check_pre_load,
@@ -1153,6 +1470,7 @@ static const VMStateDescription vmstate_mte_tag_storage_check = {
         VMSTATE_UINT8(mig_check, MTETagStorageState),
         VMSTATE_UINT64_ARRAY(mig_counts, MTETagStorageState,
                              4 + MTE_TAG_STORAGE_RULE__MAX),
+        VMSTATE_UINT64(write_seq, MTETagStorageState),
         {
             .name = "owners",
             .info = &vmstate_info_owners,
@@ -1178,6 +1496,15 @@ static const VMStateDescription vmstate_mte_tag_storage = {
     },
 };
 
+static const PropertyInfo prop_info_init = {
+    .type = "MTETagStorageInit",
+    .description = "zero/random",
+    .enum_table = &MTETagStorageInit_lookup,
+    .get = qdev_propinfo_get_enum,
+    .set = qdev_propinfo_set_enum,
+    .set_default_value = qdev_propinfo_set_default_value_enum,
+};
+
 static const Property mte_tag_storage_properties[] = {
     DEFINE_PROP_UINT64("tagged-base", MTETagStorageState, tagged_base, 0),
     DEFINE_PROP_UINT64("tagged-size", MTETagStorageState, tagged_size, 0),
@@ -1187,6 +1514,9 @@ static const Property mte_tag_storage_properties[] = {
                       MTE_TAG_STORAGE_BINDING_V3),
     DEFINE_PROP_UINT8("check", MTETagStorageState, check,
                       MTE_TAG_STORAGE_CHECK_OFF),
+    DEFINE_PROP_SIGNED("init", MTETagStorageState, init,
+                       MTE_TAG_STORAGE_INIT_ZERO, prop_info_init, int),
+    DEFINE_PROP_UINT64("init-seed", MTETagStorageState, init_seed, 0),
     DEFINE_PROP_INT32("numa-node", MTETagStorageState, numa_node, -1),
     DEFINE_PROP_BOOL("interleave", MTETagStorageState, interleave, false),
     DEFINE_PROP_LINK("memdev", MTETagStorageState, memdev,

@@ -10,6 +10,7 @@
 
 #include "qemu/osdep.h"
 #include "libqtest.h"
+#include "qemu/cutils.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 #include <libfdt.h>
@@ -29,6 +30,8 @@
 #define FLAG_RESET      128
 #define FLAG_INTERLEAVE 256
 #define FLAG_SECURE     512
+#define FLAG_R4         1024
+#define FLAG_SMP        2048
 #define CHECK_FLOOD     100
 #define REPORTS_PER_SEC 20      /* MTE_TAG_STORAGE_REPORTS_PER_SEC */
 
@@ -305,6 +308,14 @@ static const ErrCase err_cases[] = {
     { TS ",tag-storage-block-size=32M -cpu max -m 512M", "does not divide" },
     { TS ",tag-storage-block-size=huge -cpu max", "tag-storage-block-size" },
     { TS ",tag-storage-binding=v4 -cpu max", "tag-storage-binding=v4" },
+    { TS ",tag-storage-init=garbage -cpu max",
+      "Parameter 'tag-storage-init' does not accept value 'garbage'" },
+    { TS ",tag-storage-init-seed=7 -cpu max",
+      "tag-storage-init-seed needs tag-storage-init=random" },
+    { TS ",tag-storage-init=random,tag-storage-init-seed=abc -cpu max",
+      "tag-storage-init-seed" },
+    { "-accel tcg -M virt,mte=on,tag-storage-init=random -cpu max",
+      "tag-storage-init needs tag-storage=on" },
     { TS ",tag-storage-binding= -cpu max", "tag-storage-binding=" },
     { "-accel tcg -M virt,mte=on,tag-storage=maybe -cpu max", "tag-storage" },
     { TS ",highmem=off -cpu max -m 3008M", "carveout" },
@@ -610,6 +621,18 @@ static QDict *query_region(Guest *g)
     return region;
 }
 
+static void assert_violations_r4(Guest *g, uint64_t r1, uint64_t r4)
+{
+    QDict *region = query_region(g);
+    QDict *v = qdict_get_qdict(region, "violations");
+
+    g_assert_cmpuint(qdict_get_uint(v, "r1"), ==, r1);
+    g_assert_cmpuint(qdict_get_uint(v, "r2"), ==, 0);
+    g_assert_cmpuint(qdict_get_uint(v, "r3"), ==, 0);
+    g_assert_cmpuint(qdict_get_uint(v, "r4"), ==, r4);
+    qobject_unref(region);
+}
+
 static void assert_violations(Guest *g, uint64_t r1, uint64_t r2, uint64_t r3)
 {
     QDict *region = query_region(g);
@@ -621,26 +644,67 @@ static void assert_violations(Guest *g, uint64_t r1, uint64_t r2, uint64_t r3)
     qobject_unref(region);
 }
 
+/* The last write a report or query names: @kind, on CPU @cpu at @pc */
+static void assert_writer(QDict *w, const char *kind, int cpu, uint64_t pc)
+{
+    g_assert(w);
+    g_assert_cmpstr(qdict_get_str(w, "kind"), ==, kind);
+    g_assert_cmpuint(qdict_get_uint(w, "seq"), >, 0);
+    if (cpu >= 0) {
+        g_assert_cmpint(qdict_get_int(w, "cpu-index"), ==, cpu);
+        g_assert_cmphex(qdict_get_uint(w, "pc"), ==, pc);
+    } else {
+        g_assert_false(qdict_haskey(w, "cpu-index"));
+        g_assert_false(qdict_haskey(w, "pc"));
+    }
+}
+
+/* A violation event and what it must say */
+typedef struct Report {
+    const char *rule;
+    uint64_t paddr, ts_addr;
+    int cpu;                /* the accessing CPU, -1 for DMA */
+    uint64_t pc;
+    const char *writer;     /* the culprit's kind, NULL: none */
+    int writer_cpu;         /* -1 for DMA */
+    uint64_t writer_pc;
+} Report;
+
 /* Pop the next violation event, which must be the one described */
-static void assert_event_pc(Guest *g, const char *rule, uint64_t paddr,
-                            uint64_t ts_addr, bool from_cpu, uint64_t pc)
+static void assert_report(Guest *g, const Report *r)
 {
     QDict *ev = qtest_qmp_event_ref(g->qts, "MTE_TAG_STORAGE_VIOLATION");
     QDict *data;
 
     g_assert(ev);
     data = qdict_get_qdict(ev, "data");
-    g_assert_cmpstr(qdict_get_str(data, "rule"), ==, rule);
-    g_assert_cmphex(qdict_get_uint(data, "paddr"), ==, paddr);
-    g_assert_cmphex(qdict_get_uint(data, "tag-storage-addr"), ==, ts_addr);
-    if (from_cpu) {
-        g_assert_cmphex(qdict_get_uint(data, "pc"), ==, pc);
-        g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, 0);
+    g_assert_cmpstr(qdict_get_str(data, "rule"), ==, r->rule);
+    g_assert_cmphex(qdict_get_uint(data, "paddr"), ==, r->paddr);
+    g_assert_cmphex(qdict_get_uint(data, "tag-storage-addr"), ==, r->ts_addr);
+    if (r->cpu >= 0) {
+        g_assert_cmpstr(qdict_get_str(data, "accessor"), ==, "cpu");
+        g_assert_cmphex(qdict_get_uint(data, "pc"), ==, r->pc);
+        g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, r->cpu);
     } else {
+        g_assert_cmpstr(qdict_get_str(data, "accessor"), ==, "dma");
         g_assert_false(qdict_haskey(data, "pc"));
         g_assert_false(qdict_haskey(data, "cpu-index"));
     }
+    if (r->writer) {
+        assert_writer(qdict_get_qdict(data, "writer"), r->writer,
+                      r->writer_cpu, r->writer_pc);
+    } else {
+        g_assert_false(qdict_haskey(data, "writer"));
+    }
     qobject_unref(ev);
+}
+
+static void assert_event_pc(Guest *g, const char *rule, uint64_t paddr,
+                            uint64_t ts_addr, bool from_cpu, uint64_t pc)
+{
+    Report r = { rule, paddr, ts_addr, from_cpu ? 0 : -1, pc };
+
+    assert_report(g, &r);
 }
 
 /* ... at the instruction in MAILBOX[6] */
@@ -649,6 +713,28 @@ static void assert_event(Guest *g, const char *rule, uint64_t paddr,
 {
     assert_event_pc(g, rule, paddr, ts_addr, from_cpu,
                     qtest_readq(g->qts, MAILBOX + 48));
+}
+
+/* The last tag write (@tags) or data write of the granule at @ts_addr */
+static QDict *query_writer(Guest *g, uint64_t ts_addr, bool tags)
+{
+    QDict *rsp = qtest_qmp(g->qts, "{ 'execute': 'query-mte-tag-storage', "
+                           "'arguments': { 'base': %" PRIu64 ", 'size': 16, "
+                           "'writers': true } }", ts_addr);
+    QDict *region = qobject_to(QDict, qlist_peek(qdict_get_qlist(
+                                   qdict_get_qdict(rsp, "return"),
+                                   "regions")));
+    QList *runs = qdict_get_qlist(region, "writers");
+    QDict *run = qobject_to(QDict, qlist_peek(runs));
+    QDict *w;
+
+    g_assert_cmpint(qlist_size(runs), ==, 1);
+    g_assert_cmphex(qdict_get_uint(run, "base"), ==, ts_addr & ~15ull);
+    g_assert_cmpuint(qdict_get_uint(run, "size"), ==, 16);
+    w = qdict_get_qdict(run, tags ? "tag-writer" : "data-writer");
+    qobject_ref(w);
+    qobject_unref(rsp);
+    return w;
 }
 
 static int drain_events(Guest *g)
@@ -700,6 +786,7 @@ static void assert_stopped_at_access(Guest *g)
 typedef struct CheckStage {
     const char *rule;
     uint64_t paddr, ts_addr, r1, r2, r3;
+    const char *writer;     /* the culprit, at the PC in MAILBOX[10] */
 } CheckStage;
 
 static void test_check(const void *opaque)
@@ -711,7 +798,7 @@ static void test_check(const void *opaque)
                                                "tag-storage-check=%s",
                                                policy);
     Guest g = {};
-    uint64_t a, b, c, self;
+    uint64_t a, b, c, d, self;
     CheckStage stage[3];
     QDict *region;
     QList *blocks;
@@ -722,6 +809,7 @@ static void test_check(const void *opaque)
     a = RAM_BASE + g.ram_size / 2 + 7 * 0x10000;
     b = a + 0x10000;
     c = b + 0x10000;
+    d = c + 0x10000;
     self = g.carveout + 0x1000;
 
     /* clean: 64 STG, then reads and checks; no data access, no report */
@@ -754,7 +842,9 @@ static void test_check(const void *opaque)
      * Stage 13: R3, a Tagged load from the carveout.
      */
     stage[0] = (CheckStage) { "r1", b, TAG_BYTE(&g, b), 1, 0, 0 };
+    stage[0].writer = "data-store";
     stage[1] = (CheckStage) { "r2", c, TAG_BYTE(&g, c), 1, 1, 0 };
+    stage[1].writer = "tag-store";
     stage[2] = (CheckStage) { "r3", self, self, 1, 1, 2 };
     for (int i = 0; i < ARRAY_SIZE(stage); i++) {
         if (stop) {
@@ -771,8 +861,19 @@ static void test_check(const void *opaque)
                             qtest_readq(g.qts, MAILBOX + 72));
             assert_event(&g, "r3", self + 16, self + 16, true);
         } else if (event) {
-            assert_event(&g, stage[i].rule, stage[i].paddr, stage[i].ts_addr,
-                         true);
+            Report r = { stage[i].rule, stage[i].paddr, stage[i].ts_addr, 0,
+                         qtest_readq(g.qts, MAILBOX + 48), stage[i].writer, 0,
+                         qtest_readq(g.qts, MAILBOX + 80) };
+
+            assert_report(&g, &r);
+        }
+        if (stage[i].writer) {
+            /* what the log line named, from the query */
+            QDict *w = query_writer(&g, stage[i].ts_addr, i == 1);
+
+            assert_writer(w, stage[i].writer, 0,
+                          qtest_readq(g.qts, MAILBOX + 80));
+            qobject_unref(w);
         }
         host_ack(&g, 11 + i);
     }
@@ -820,13 +921,37 @@ static void test_check(const void *opaque)
     }
     host_ack(&g, 14);
     host_wait(&g, 15);
+    /* Events of the reads above may come after their qtest replies */
+    assert_violations(&g, 1, (event ? 3 : 2) + CHECK_FLOOD, 2);
+    drain_events(&g);
+    /* A device writes d's tag byte; the guest reads it with LDG: R1 */
+    qtest_writeb(g.qts, TAG_BYTE(&g, d), 0x76);
     host_ack(&g, 15);
+    if (stop) {
+        assert_stopped_at_access(&g);
+    }
+    host_wait(&g, 16);
+    assert_violations(&g, 2, (event ? 3 : 2) + CHECK_FLOOD, 2);
+    if (event) {
+        Report r = { "r1", d, TAG_BYTE(&g, d), 0,
+                     qtest_readq(g.qts, MAILBOX + 48), "dma", -1 };
+
+        assert_report(&g, &r);
+    }
+    {
+        QDict *w = query_writer(&g, TAG_BYTE(&g, d), false);
+
+        assert_writer(w, "dma", -1, 0);
+        g_assert_false(qdict_haskey(w, "requester-id"));
+        qobject_unref(w);
+    }
+    host_ack(&g, 16);
 
     out = wait_serial(&g, "END\n");
     assert_checks(out, (const char *const[]) {
         "clean", "r1-ldg-reads-data", "r2-ldrb-reads-tag", "r3-load-untagged",
-        "check-scenario", NULL });
-    g_assert_nonnull(strstr(out, "RESULT pass=5 fail=0\n"));
+        "r1-ldg-reads-dma", "check-scenario", NULL });
+    g_assert_nonnull(strstr(out, "RESULT pass=6 fail=0\n"));
     guest_finish(&g, out);
 }
 
@@ -839,8 +964,13 @@ static void test_check_off(void)
 
     guest_start_opts(&g, "tag-storage=on",
                      FLAG_TAG_STORAGE | FLAG_HOST | FLAG_CHECK);
-    for (int n = 10; n <= 15; n++) {
+    for (int n = 10; n <= 16; n++) {
         host_wait(&g, n);
+        if (n == 15) {
+            /* the tag the guest's LDG is to read */
+            qtest_writeb(g.qts, TAG_BYTE(&g, RAM_BASE + g.ram_size / 2 +
+                                         10 * 0x10000), 0x76);
+        }
         host_ack(&g, n);
     }
     out = wait_serial(&g, "END\n");
@@ -874,6 +1004,244 @@ static void test_check_dma_bounce(const void *opaque)
     g_assert_cmpuint(qdict_get_uint(rsp, "return"), ==,
                      strcmp(check, "off") ? 512 * MiB / 32 : 4096);
     qobject_unref(rsp);
+    qtest_quit(qts);
+}
+
+/* R4, with tag-storage-init=@opaque: counted for random, never for zero */
+static void test_r4(const void *opaque)
+{
+    bool random = !strcmp(opaque, "random");
+    g_autofree char *machine = g_strdup_printf(
+        "tag-storage=on,tag-storage-check=event,tag-storage-init=%s%s",
+        (const char *)opaque, random ? ",tag-storage-init-seed=1234" : "");
+    Guest g = {};
+    uint64_t a, p;
+    QDict *rsp, *info;
+    char *out;
+
+    guest_start_opts(&g, machine, FLAG_TAG_STORAGE | FLAG_HOST | FLAG_R4);
+    a = RAM_BASE + g.ram_size / 2 + 11 * 0x10000;
+
+    rsp = qtest_qmp(g.qts, "{ 'execute': 'query-mte-tag-storage' }");
+    info = qdict_get_qdict(rsp, "return");
+    g_assert_cmpstr(qdict_get_str(info, "init"), ==, opaque);
+    g_assert_cmpint(qdict_haskey(info, "init-seed"), ==, random);
+    if (random) {
+        g_assert_cmpuint(qdict_get_uint(info, "init-seed"), ==, 1234);
+    }
+    qobject_unref(rsp);
+
+    /* LDG, a tag check, LDGM: one R4 each, at the instruction */
+    for (int n = 20; n <= 22; n++) {
+        host_wait(&g, n);
+        assert_violations_r4(&g, 0, random ? n - 19 : 0);
+        if (random) {
+            Report r = { "r4", 0, 0, 0, qtest_readq(g.qts, MAILBOX + 48) };
+
+            p = n == 20 ? a : a + 0x1000;
+            if (n == 21) {
+                /* the first granule from a + 32 with a non-zero tag */
+                for (p = a + 32; !(qtest_readb(g.qts, TAG_BYTE(&g, p)) &
+                                   0xf); p += 32) {
+                    continue;
+                }
+            }
+            r.paddr = p;
+            r.ts_addr = TAG_BYTE(&g, p);
+            assert_report(&g, &r);
+        }
+        g_assert_cmpint(drain_events(&g), ==, 0);
+        host_ack(&g, n);
+    }
+    /* written tags: no R4; a data write then LDG is R1, naming the store */
+    host_wait(&g, 23);
+    assert_violations_r4(&g, 1, random ? 3 : 0);
+    {
+        Report r = { "r1", a + 0x3000, TAG_BYTE(&g, a + 0x3000), 0,
+                     qtest_readq(g.qts, MAILBOX + 48), "data-store", 0,
+                     qtest_readq(g.qts, MAILBOX + 80) };
+
+        assert_report(&g, &r);
+    }
+    g_assert_cmpint(drain_events(&g), ==, 0);
+    host_ack(&g, 23);
+
+    out = wait_serial(&g, "END\n");
+    assert_checks(out, (const char *const[]) {
+        "r4-ldg-reads-storage", "r4-checked-load-passes",
+        "r4-ldgm-reads-storage", "r4-stg-ldg", "r4-data-then-ldg-is-r1",
+        "r4-scenario", NULL });
+    guest_finish(&g, out);
+}
+
+/* 4 KiB of carveout from @off, as the host sees it */
+static uint8_t *read_carveout(QTestState *qts, uint64_t off)
+{
+    uint8_t *buf = g_malloc(4096);
+
+    qtest_memread(qts, RAM_BASE + 512 * MiB + off, buf, 4096);
+    return buf;
+}
+
+/*
+ * tag-storage-init=random: garbage, the same at every reset, from the
+ * seed alone (the one reported when QEMU chose it); zero otherwise
+ */
+static void test_init_random(void)
+{
+    const char *opts = "-accel tcg -M virt,mte=on,tag-storage=on,"
+                       "tag-storage-init=random%s -cpu max -m 512M -S "
+                       "-nic none";
+    QTestState *qts = qtest_initf(opts, ",tag-storage-init-seed=42");
+    QTestState *other;
+    g_autofree uint8_t *first = read_carveout(qts, 0x1000);
+    g_autofree uint8_t *last = read_carveout(qts, 16 * MiB - 4096);
+    g_autofree uint8_t *again = NULL, *seed43 = NULL, *chosen = NULL;
+    g_autofree uint8_t *zero = NULL;
+    g_autofree char *hmp = NULL;
+    uint64_t seed;
+    QDict *rsp;
+    int nonzero = 0;
+
+    for (int i = 0; i < 4096; i++) {
+        nonzero += first[i] != 0;
+    }
+    g_assert_cmpint(nonzero, >, 4000);      /* 4080 expected */
+    g_assert_cmpint(memcmp(first, last, 4096), !=, 0);
+
+    /* a reset brings the same garbage back, over what was written */
+    qtest_memset(qts, RAM_BASE + 512 * MiB + 0x1000, 0x5a, 64);
+    qtest_qmp_assert_success(qts, "{ 'execute': 'system_reset' }");
+    again = read_carveout(qts, 0x1000);
+    g_assert_cmpint(memcmp(first, again, 4096), ==, 0);
+    hmp = qtest_hmp(qts, "info mte-tag-storage");
+    g_assert_nonnull(strstr(hmp, "init random seed 42\r\n"));
+    qtest_quit(qts);
+
+    /* another seed, other garbage */
+    qts = qtest_initf(opts, ",tag-storage-init-seed=43");
+    seed43 = read_carveout(qts, 0x1000);
+    g_assert_cmpint(memcmp(first, seed43, 4096), !=, 0);
+    qtest_quit(qts);
+
+    /* no seed: QEMU picks one, and that one reproduces the contents */
+    qts = qtest_initf(opts, "");
+    chosen = read_carveout(qts, 0x1000);
+    rsp = qtest_qmp(qts, "{ 'execute': 'query-mte-tag-storage' }");
+    seed = qdict_get_uint(qdict_get_qdict(rsp, "return"), "init-seed");
+    qobject_unref(rsp);
+    other = qtest_initf("-accel tcg -M virt,mte=on,tag-storage=on,"
+                        "tag-storage-init=random,tag-storage-init-seed=%"
+                        PRIu64 " -cpu max -m 512M -S -nic none", seed);
+    g_free(again);
+    again = read_carveout(other, 0x1000);
+    g_assert_cmpint(memcmp(chosen, again, 4096), ==, 0);
+    qtest_quit(other);
+    qtest_quit(qts);
+
+    /* the default is zero */
+    qts = qtest_init("-accel tcg -M virt,mte=on,tag-storage=on -cpu max "
+                     "-m 512M -S -nic none");
+    zero = read_carveout(qts, 0x1000);
+    g_assert_true(buffer_is_zero(zero, 4096));
+    rsp = qtest_qmp(qts, "{ 'execute': 'query-mte-tag-storage' }");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "return"), "init"), ==,
+                    "zero");
+    g_assert_false(qdict_haskey(qdict_get_qdict(rsp, "return"), "init-seed"));
+    qobject_unref(rsp);
+    qtest_quit(qts);
+}
+
+/* -smp 2: each report names the other CPU's write as the culprit */
+static void test_smp(void)
+{
+    Guest g = { .extra = "-smp 2" };
+    uint64_t d, e;
+    char *out;
+
+    guest_start_opts(&g, "tag-storage=on,tag-storage-check=event",
+                     FLAG_TAG_STORAGE | FLAG_HOST | FLAG_SMP);
+    d = RAM_BASE + g.ram_size / 2 + 12 * 0x10000;
+    e = d + 0x10000;
+
+    host_wait(&g, 30);
+    assert_violations(&g, 1, 0, 0);
+    {
+        Report r = { "r1", d, TAG_BYTE(&g, d), 0,
+                     qtest_readq(g.qts, MAILBOX + 48), "data-store", 1,
+                     qtest_readq(g.qts, MAILBOX + 80) };
+
+        assert_report(&g, &r);
+    }
+    host_ack(&g, 30);
+    host_wait(&g, 31);
+    assert_violations(&g, 1, 1, 0);
+    {
+        Report r = { "r2", e, TAG_BYTE(&g, e), 1,
+                     qtest_readq(g.qts, MAILBOX + 48), "tag-store", 0,
+                     qtest_readq(g.qts, MAILBOX + 80) };
+
+        assert_report(&g, &r);
+    }
+    host_ack(&g, 31);
+    out = wait_serial(&g, "END\n");
+    assert_checks(out, (const char *const[]) {
+        "smp-cpu-on", "smp-ldg-reads-cpu1-data", "smp-cpu1-reads-cpu0-tags",
+        "smp-scenario", NULL });
+    guest_finish(&g, out);
+}
+
+/* 'writers' needs a bounded range; HMP shows the writers too */
+static void test_writers_query(void)
+{
+    QTestState *qts = qtest_init("-accel tcg -M virt,mte=on,tag-storage=on,"
+                                 "tag-storage-check=log -cpu max -m 512M -S "
+                                 "-nic none");
+    uint64_t ts = RAM_BASE + 512 * MiB;
+    g_autofree char *hmp = NULL;
+    QDict *rsp;
+
+    rsp = qtest_qmp(qts, "{ 'execute': 'query-mte-tag-storage', "
+                    "'arguments': { 'writers': true } }");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"), ==,
+                    "'writers' needs 'base' and a 'size' of at most 65536");
+    qobject_unref(rsp);
+    rsp = qtest_qmp(qts, "{ 'execute': 'query-mte-tag-storage', "
+                    "'arguments': { 'writers': true, 'base': %" PRIu64 ", "
+                    "'size': 65537 } }", ts);
+    g_assert(qdict_haskey(rsp, "error"));
+    qobject_unref(rsp);
+
+    /* a write by qtest (DMA) to granule 1: three runs */
+    qtest_writeb(qts, ts + 16, 0x11);
+    rsp = qtest_qmp(qts, "{ 'execute': 'query-mte-tag-storage', "
+                    "'arguments': { 'writers': true, 'base': %" PRIu64 ", "
+                    "'size': 65536 } }", ts);
+    {
+        QDict *region = qobject_to(QDict, qlist_peek(qdict_get_qlist(
+                                       qdict_get_qdict(rsp, "return"),
+                                       "regions")));
+        QList *runs = qdict_get_qlist(region, "writers");
+        const QListEntry *e = qlist_first(runs);
+        QDict *run;
+
+        g_assert_cmpint(qlist_size(runs), ==, 3);
+        run = qobject_to(QDict, qlist_entry_obj(e));
+        g_assert_cmpuint(qdict_get_uint(run, "size"), ==, 16);
+        g_assert_false(qdict_haskey(run, "data-writer"));
+        run = qobject_to(QDict, qlist_entry_obj(qlist_next(e)));
+        g_assert_cmphex(qdict_get_uint(run, "base"), ==, ts + 16);
+        assert_writer(qdict_get_qdict(run, "data-writer"), "dma", -1, 0);
+        g_assert_cmpuint(qdict_get_uint(qdict_get_qdict(run, "data-writer"),
+                                        "seq"), ==, 1);
+        g_assert_false(qdict_haskey(run, "tag-writer"));
+        run = qobject_to(QDict, qlist_entry_obj(qlist_next(qlist_next(e))));
+        g_assert_cmpuint(qdict_get_uint(run, "size"), ==, 65536 - 32);
+    }
+    qobject_unref(rsp);
+    hmp = qtest_hmp(qts, "info mte-tag-storage -w 0x%" PRIx64 " 48", ts);
+    g_assert_nonnull(strstr(hmp, "tags: nothing since reset; data: dma, "
+                            "write #1\r\n"));
     qtest_quit(qts);
 }
 
@@ -978,7 +1346,12 @@ static void test_check_interleave(void)
     ts = g.carveout + (b - RAM_BASE) / 32 + 1 * 128;
     host_wait(&g, 40);
     assert_violations(&g, 0, 1, 0);
-    assert_event(&g, "r2", mid, ts, true);
+    {
+        Report r = { "r2", mid, ts, 0, qtest_readq(g.qts, MAILBOX + 48),
+                     "tag-store", 0, qtest_readq(g.qts, MAILBOX + 80) };
+
+        assert_report(&g, &r);
+    }
     host_ack(&g, 40);
     out = wait_serial(&g, "END\n");
     assert_checks(out, (const char *const[]) {
@@ -1527,6 +1900,11 @@ int main(int argc, char **argv)
     qtest_add_data_func("mte-tag-storage/check/dma-bounce-off", "off",
                         test_check_dma_bounce);
     qtest_add_func("mte-tag-storage/check/interleave", test_check_interleave);
+    qtest_add_data_func("mte-tag-storage/check/r4-random", "random", test_r4);
+    qtest_add_data_func("mte-tag-storage/check/r4-zero", "zero", test_r4);
+    qtest_add_func("mte-tag-storage/check/init-random", test_init_random);
+    qtest_add_func("mte-tag-storage/check/smp-culprit", test_smp);
+    qtest_add_func("mte-tag-storage/check/writers-query", test_writers_query);
     qtest_add_func("mte-tag-storage/persist/snapshot", test_snapshot);
     qtest_add_func("mte-tag-storage/persist/migrate", test_migrate);
     qtest_add_func("mte-tag-storage/persist/migrate-secure",

@@ -89,10 +89,21 @@ typedef enum MTETagStorageBinding {
  * byte, who wrote it last: tags (the MTE helpers report their tag accesses
  * with mte_tag_storage_tag_access()) or data (sysbus MMIO region 0 is then
  * an I/O region over the same RAM that sees every CPU and DMA access).
- * Tag reads of data-owned bytes (R1), data reads of tag-owned bytes (R2)
- * and Tagged accesses to the carveout (R3) are counted and reported as
- * the policy says.  With check off, none of this costs anything: the
- * helpers test mte_tag_storage_checking and the carveout is plain RAM.
+ * Tag reads of data-owned bytes (R1), data reads of tag-owned bytes (R2),
+ * Tagged accesses to the carveout (R3) and, with init=random, tag reads of
+ * bytes nothing wrote since reset (R4) are counted and reported as the
+ * policy says.  For each 16-byte granule of the carveout it also keeps
+ * the last tag write and the last data write (kind, CPU and PC, or DMA),
+ * so that an R1 report names the data store and an R2 report the tag
+ * store that made the bytes what they are.  With check off, none of this
+ * costs anything: the helpers test mte_tag_storage_checking and the
+ * carveout is plain RAM.
+ *
+ * Initial contents
+ * ----------------
+ * Every reset clears the carveout (init=zero) or fills it with bytes
+ * derived from init-seed alone (init=random), except a reset with an
+ * incoming migration, whose stream brings the contents.
  */
 struct MTETagStorageState {
     SysBusDevice parent_obj;
@@ -110,6 +121,9 @@ struct MTETagStorageState {
     /* reuse checker, used when check != MTE_TAG_STORAGE_CHECK_OFF */
     uint8_t *owner;          /* MTETagStorageByteOwner per carveout byte, */
     uint64_t owner_size;     /* anonymous memory: untouched pages cost none */
+    /* last tag and data writes per 16-byte granule, anonymous memory too */
+    struct MTETagStorageWriterRecord *tag_writer, *data_writer;
+    uint64_t write_seq;      /* writes since reset, atomic */
     unsigned long *owner_written;  /* a bit per 4 KiB of owner map: written */
     bool owner_covers_ram;   /* no carveout page is non-zero but unwritten */
     bool owners_loaded;      /* the stream being loaded had the owner map */
@@ -130,6 +144,8 @@ struct MTETagStorageState {
     uint32_t block_size;
     uint8_t binding;
     uint8_t check;           /* MTETagStorageCheck */
+    int init;                /* MTETagStorageInit */
+    uint64_t init_seed;      /* for init=random */
     bool interleave;         /* blocks permuted, see interleave_bits */
     unsigned interleave_bits;
     int32_t numa_node;       /* for the device tree; -1: none */

@@ -21,7 +21,7 @@ RAM_SIZE = 512 << 20
 CARVEOUT = RAM + RAM_SIZE
 MAILBOX = 0x40400000
 MAGIC = 0x4d54532d54450000
-FLAG_TAG_STORAGE, FLAG_GDB = 1, 4
+FLAG_TAG_STORAGE, FLAG_GDB, FLAG_R4 = 1, 4, 1024
 BUF = RAM + RAM_SIZE // 2 + 6 * 0x10000     # gdb_buf in the guest program
 results = []
 
@@ -43,16 +43,17 @@ def free_port():
     return port
 
 
-def start_qemu(tmp, port):
+def start_qemu(tmp, port, machine='', flags=0):
     serial = os.path.join(tmp, 'serial.log')
     cmd = [os.environ['QTEST_QEMU_BINARY'], '-accel', 'tcg',
-           '-M', 'virt,mte=on,tag-storage=on', '-cpu', 'max', '-m', '512M',
+           '-M', 'virt,mte=on,tag-storage=on' + machine, '-cpu', 'max',
+           '-m', '512M',
            '-nic', 'none', '-display', 'none', '-S',
            '-gdb', 'tcp:127.0.0.1:%d' % port,
            '-kernel', os.environ['MTS_GUEST_ELF'],
            '-serial', 'file:' + serial,
            '-device', 'loader,addr=%#x,data=%#x,data-len=8'
-           % (MAILBOX, MAGIC | FLAG_TAG_STORAGE | FLAG_GDB)]
+           % (MAILBOX, MAGIC | FLAG_TAG_STORAGE | FLAG_GDB | flags)]
     for i, v in enumerate((RAM, RAM_SIZE, CARVEOUT)):
         cmd += ['-device', 'loader,addr=%#x,data=%#x,data-len=8'
                 % (MAILBOX + 8 * (i + 1), v)]
@@ -209,6 +210,39 @@ def raw_packet_tests(tmp):
         'exit %s: %s' % (proc.returncode, proc.stderr.read()))
 
 
+def r4_debugger_test(tmp):
+    """gdb reading tags nothing wrote, with tag-storage-init=random: R4"""
+    port = free_port()
+    proc, serial, sock = start_qemu(tmp, port, ',tag-storage-check=log,'
+                                    'tag-storage-init=random,'
+                                    'tag-storage-init-seed=5', FLAG_R4)
+    r = Remote(sock)
+    unwritten = BUF + 0x100000
+    try:
+        r.cmd('qSupported:multiprocess+;memory-tagging+')
+        r.cmd('qRcmd,' + 'mte-tag-fault-stop on'.encode().hex())
+        stop, _ = r.cmd('c', timeout=60)
+        tap(stop is not None and stop.startswith('T05'),
+            'init=random: continue stops on the tag check fault', str(stop))
+        reply, _ = r.cmd('qMemTags:%x,10:1' % BUF)
+        tap(reply == 'm03', 'init=random: tags the guest wrote', str(reply))
+        reply, _ = r.cmd('qMemTags:%x,10:1' % unwritten)
+        garbage, _ = r.cmd('m%x,1' % carveout_byte(unwritten))
+        tap(reply is not None and garbage is not None and
+            reply == 'm0%s' % garbage[1],
+            'init=random: gdb reads the garbage tag', '%r %r'
+            % (reply, garbage))
+    finally:
+        proc.kill()
+        proc.wait()
+    err = proc.stderr.read()
+    r4 = re.findall(r'mte-tag-storage: R4 .*', err)
+    tap(len(r4) == 1 and 'pa 0x%x ' % unwritten in r4[0] and
+        r4[0].endswith(' debugger'),
+        'init=random: exactly one R4, the debugger reading the unwritten '
+        'tag', err)
+
+
 GDB_SCRIPT = '''
 set pagination off
 set confirm off
@@ -299,6 +333,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix='mts-gdb-')
     try:
         raw_packet_tests(tmp)
+        r4_debugger_test(tmp)
         gdb_session(tmp)
     finally:
         for f in os.listdir(tmp):

@@ -29,7 +29,8 @@
  * [6] PC of the access that the host is to expect a report for,
  * [7] set by the host when it restored a snapshot (FLAG_PERSIST) or reset
  * the machine (FLAG_RESET), [8] the tag storage block size with
- * FLAG_INTERLEAVE, [9] PC of the access before [6] in a stage with two.
+ * FLAG_INTERLEAVE, [9] PC of the access before [6] in a stage with two,
+ * [10] PC of the write that the report is to name as the culprit.
  */
 #define MAILBOX         ((volatile uint64_t *)0x40400000) /* host-written */
 #define MAILBOX_MAGIC   0x4d54532d54450000ull /* "MTS-TE", 16 bits of flags */
@@ -43,6 +44,8 @@
 #define FLAG_RESET      128 /* tags set, then the host resets the machine */
 #define FLAG_INTERLEAVE 256 /* tag-storage-interleave=on, block MAILBOX[8] */
 #define FLAG_SECURE     512 /* -M secure=on: we run at Secure EL1 */
+#define FLAG_R4         1024 /* tag reads of unwritten tag storage */
+#define FLAG_SMP        2048 /* -smp 2: culprits on the other CPU */
 
 #define GRANULE         16
 #define PAGE            4096
@@ -181,10 +184,8 @@ static uint64_t block(uint64_t pa, int attr)
     return attr == ATTR_DEVICE ? d | DESC_XN : d | DESC_ISH;
 }
 
-static void mmu_enable(void)
+static void mmu_tables(void)
 {
-    uint64_t sctlr, tcr;
-
     /* the first GiB is devices, but for virt's secure RAM (Tagged) */
     for (int i = 0; i < 512; i++) {
         uint64_t pa = i * 0x200000ull;
@@ -202,6 +203,12 @@ static void mmu_enable(void)
         l2[i] = block(pa, tagged ? ATTR_TAGGED : ATTR_NORMAL);
     }
     l1[2] = block(0x40000000ull, ATTR_TAGGED);      /* ALIAS_VA */
+}
+
+/* Turn the MMU on with mmu_tables(), on each CPU */
+static void mmu_on(void)
+{
+    uint64_t sctlr, tcr;
 
     asm volatile("msr mair_el1, %0" :: "r"(0xfff000ull));
     tcr = 25                    /* T0SZ: 39-bit VA */
@@ -209,6 +216,14 @@ static void mmu_enable(void)
         | (1ull << 23)          /* EPD1 */
         | (2ull << 32)          /* IPS: 40 bits */
         | (1ull << 37);         /* TBI0 */
+    if (MAILBOX[0] & FLAG_R4) {
+        /*
+         * TCMA0: accesses with logical tag 0 (code, stack, data) are not
+         * checked, since with tag-storage-init=random their allocation
+         * tags are garbage; the scenario's own accesses have other tags.
+         */
+        tcr |= 1ull << 57;
+    }
     asm volatile("msr tcr_el1, %0" :: "r"(tcr));
     asm volatile("msr ttbr0_el1, %0" :: "r"(l1));
     asm volatile("msr gcr_el1, %0" :: "r"(1ull << 16));  /* RRND */
@@ -765,6 +780,7 @@ static void gdb_scenario(void)
 static void check_scenario(void)
 {
     uint64_t a = buf_base(7), b = buf_base(8), c = buf_base(9);
+    uint64_t d = buf_base(10);
     uint64_t self = carveout + 0x1000;
     uint64_t self_va = ALIAS_VA + (self - 0x40000000ull);
     uint64_t v = 0;
@@ -783,7 +799,10 @@ static void check_scenario(void)
     host_stage(10);
 
     /* R1: data written to the tag byte of b, then read as tags */
-    poke8(tag_byte(b), 0x54);
+    MAILBOX[10] = INSN_ADDR(r1_culprit_insn);
+    asm volatile(".globl r1_culprit_insn\n"
+                 "r1_culprit_insn: strb %w0, [%1]"
+                 :: "r"(0x54), "r"(tag_byte(b)) : "memory");
     MAILBOX[6] = INSN_ADDR(r1_insn);
     asm volatile(".globl r1_insn\n"
                  "r1_insn: ldg %0, [%1]" : "+r"(v) : "r"(b) : "memory");
@@ -791,7 +810,10 @@ static void check_scenario(void)
     host_stage(11);
 
     /* R2: tags written for c, then its tag byte read as data */
-    stg(with_tag(c, 9));
+    MAILBOX[10] = INSN_ADDR(r2_culprit_insn);
+    asm volatile(".globl r2_culprit_insn\n"
+                 "r2_culprit_insn: stg %0, [%0]"
+                 :: "r"(with_tag(c, 9)) : "memory");
     MAILBOX[6] = INSN_ADDR(r2_insn);
     asm volatile(".globl r2_insn\n"
                  "r2_insn: ldrb %w0, [%1]"
@@ -824,9 +846,168 @@ static void check_scenario(void)
                      : "=r"(v) : "r"(tag_byte(c)) : "memory");
     }
     host_stage(14);
-    /* the host read tag_byte(a) like a DMA engine */
+    /* the host read tag_byte(a) like a DMA engine, and wrote d's */
     host_stage(15);
+    /* R1 again, with a device as the culprit */
+    MAILBOX[6] = INSN_ADDR(r1_dma_insn);
+    asm volatile(".globl r1_dma_insn\n"
+                 "r1_dma_insn: ldg %0, [%1]" : "+r"(v) : "r"(d) : "memory");
+    check_eq("r1-ldg-reads-dma", (v >> TAG_SHIFT) & 0xf, 6);
+    host_stage(16);
     check("check-scenario", 1);
+}
+
+/*
+ * With tag-storage-init=random (or zero, to compare): tag reads of tag
+ * storage that nothing wrote since reset, each at an instruction in
+ * MAILBOX[6], then reads of written tags, which are not R4.  The guest
+ * learns the garbage tags by reading the carveout as data, which is no
+ * violation for bytes nobody wrote.
+ */
+static void r4_scenario(void)
+{
+    uint64_t a = buf_base(11), p, v = 0;
+    unsigned t;
+    int before;
+
+    /* LDG */
+    MAILBOX[6] = INSN_ADDR(r4_ldg_insn);
+    asm volatile(".globl r4_ldg_insn\n"
+                 "r4_ldg_insn: ldg %0, [%1]" : "+r"(v) : "r"(a) : "memory");
+    check_eq("r4-ldg-reads-storage", (v >> TAG_SHIFT) & 0xf, carveout_tag(a));
+    host_stage(20);
+
+    /*
+     * a tag check, with the garbage tag as the logical tag: it passes.
+     * A non-zero one, as TCMA0 leaves tag 0 unchecked (with init=zero,
+     * all are 0: no check happens)
+     */
+    for (p = a + 2 * GRANULE; p < a + 0x800 && !carveout_tag(p);
+         p += 2 * GRANULE) {
+        continue;
+    }
+    t = carveout_tag(p);
+    before = fault_count;
+    expect_fault = 1;
+    MAILBOX[6] = INSN_ADDR(r4_check_insn);
+    asm volatile(".globl r4_check_insn\n"
+                 "r4_check_insn: ldr %0, [%1]"
+                 : "=r"(v) : "r"(with_tag(p, t)) : "memory");
+    expect_fault = 0;
+    check("r4-checked-load-passes", fault_count == before);
+    host_stage(21);
+
+    /* LDGM of a 256-byte block */
+    p = a + 0x1000;
+    MAILBOX[6] = INSN_ADDR(r4_ldgm_insn);
+    asm volatile(".globl r4_ldgm_insn\n"
+                 "r4_ldgm_insn: ldgm %0, [%1]" : "=r"(v) : "r"(p) : "memory");
+    check_eq("r4-ldgm-reads-storage", v & 0xff,
+             carveout_tag(p) | carveout_tag(p + GRANULE) << 4);
+    host_stage(22);
+
+    /* written tags are no R4: STG then LDG; data then LDG is R1 */
+    p = a + 0x2000;
+    stg(with_tag(p, 3));
+    stg(with_tag(p + GRANULE, 4));
+    check("r4-stg-ldg", ldg(p) == 3 && ldg(p + GRANULE) == 4);
+    p = a + 0x3000;
+    MAILBOX[10] = INSN_ADDR(r4_culprit_insn);
+    asm volatile(".globl r4_culprit_insn\n"
+                 "r4_culprit_insn: strb %w0, [%1]"
+                 :: "r"(0x21), "r"(tag_byte(p)) : "memory");
+    MAILBOX[6] = INSN_ADDR(r4_r1_insn);
+    asm volatile(".globl r4_r1_insn\n"
+                 "r4_r1_insn: ldg %0, [%1]" : "+r"(v) : "r"(p) : "memory");
+    check_eq("r4-data-then-ldg-is-r1", (v >> TAG_SHIFT) & 0xf, 1);
+    host_stage(23);
+    check("r4-scenario", 1);
+}
+
+/*
+ * With -smp 2: the culprit on one CPU, the violation on the other.  CPU 1
+ * runs smp_secondary(), one command at a time from smp_cmd.
+ */
+#define PSCI_CPU_ON_64  0xc4000003ull
+
+static volatile uint64_t smp_cmd, smp_arg, smp_done;
+
+void secondary_entry(void);     /* start.S */
+
+void smp_secondary(void)
+{
+    uint64_t v;
+
+    mmu_on();
+    smp_done = 1;
+    for (;;) {
+        uint64_t cmd;
+
+        while (!(cmd = smp_cmd)) {
+            asm volatile("yield");
+        }
+        asm volatile("dmb ish" ::: "memory");
+        if (cmd == 1) {
+            asm volatile(".globl smp_data_insn\n"
+                         "smp_data_insn: strb %w0, [%1]"
+                         :: "r"(0x87), "r"(smp_arg) : "memory");
+        } else if (cmd == 2) {
+            asm volatile(".globl smp_ldrb_insn\n"
+                         "smp_ldrb_insn: ldrb %w0, [%1]"
+                         : "=r"(v) : "r"(smp_arg) : "memory");
+            smp_arg = v;
+        }
+        asm volatile("dmb ish" ::: "memory");
+        smp_cmd = 0;
+        smp_done = cmd;
+    }
+}
+
+static void smp_run(uint64_t cmd, uint64_t arg)
+{
+    smp_arg = arg;
+    smp_done = 0;
+    asm volatile("dmb ish" ::: "memory");
+    smp_cmd = cmd;
+    while (smp_done != cmd) {
+        asm volatile("yield");
+    }
+    asm volatile("dmb ish" ::: "memory");
+}
+
+static void smp_scenario(void)
+{
+    uint64_t d = buf_base(12), e = buf_base(13), v = 0;
+    register uint64_t x0 asm("x0") = PSCI_CPU_ON_64;
+    register uint64_t x1 asm("x1") = 1;     /* MPIDR of CPU 1 */
+    register uint64_t x2 asm("x2") = (uint64_t)secondary_entry;
+    register uint64_t x3 asm("x3") = 0;
+
+    asm volatile("hvc #0" : "+r"(x0) : "r"(x1), "r"(x2), "r"(x3) : "memory");
+    check_eq("smp-cpu-on", x0, 0);
+    while (!smp_done) {
+        asm volatile("yield");
+    }
+
+    /* R1: CPU 1 writes d's tag byte as data, CPU 0 reads it as tags */
+    MAILBOX[10] = INSN_ADDR(smp_data_insn);
+    smp_run(1, tag_byte(d));
+    MAILBOX[6] = INSN_ADDR(smp_ldg_insn);
+    asm volatile(".globl smp_ldg_insn\n"
+                 "smp_ldg_insn: ldg %0, [%1]" : "+r"(v) : "r"(d) : "memory");
+    check_eq("smp-ldg-reads-cpu1-data", (v >> TAG_SHIFT) & 0xf, 7);
+    host_stage(30);
+
+    /* R2: CPU 0 writes e's tags, CPU 1 reads them as data */
+    MAILBOX[10] = INSN_ADDR(smp_stg_insn);
+    asm volatile(".globl smp_stg_insn\n"
+                 "smp_stg_insn: stg %0, [%0]"
+                 :: "r"(with_tag(e, 0xc)) : "memory");
+    MAILBOX[6] = INSN_ADDR(smp_ldrb_insn);
+    smp_run(2, tag_byte(e));
+    check_eq("smp-cpu1-reads-cpu0-tags", smp_arg & 0xf, 0xc);
+    host_stage(31);
+    check("smp-scenario", 1);
 }
 
 /*
@@ -1228,7 +1409,10 @@ static void interleave_check_scenario(void)
     uint64_t mid = b + len * 32 / 2, half = carveout + (b - ram_base) / 32;
     uint64_t v = 0, sum = 0;
 
-    stg(with_tag(mid, 5));
+    MAILBOX[10] = INSN_ADDR(interleave_culprit_insn);
+    asm volatile(".globl interleave_culprit_insn\n"
+                 "interleave_culprit_insn: stg %0, [%0]"
+                 :: "r"(with_tag(mid, 5)) : "memory");
     check("interleave-mid-in-first-half",
           tag_byte(mid) >= half && tag_byte(mid) < half + len / 2);
     MAILBOX[6] = INSN_ADDR(interleave_r2_insn);
@@ -1423,11 +1607,16 @@ int main(void)
     carveout = MAILBOX[3];
     puts_uart(tag_storage ? "# tag-storage=on\n" : "# tag-storage=off\n");
 
-    mmu_enable();
+    mmu_tables();
+    mmu_on();
     if (MAILBOX[0] & FLAG_BENCH) {
         bench(MAILBOX[4], MAILBOX[5]);
     } else if (MAILBOX[0] & FLAG_GDB) {
         gdb_scenario();
+    } else if (MAILBOX[0] & FLAG_R4) {
+        r4_scenario();
+    } else if (MAILBOX[0] & FLAG_SMP) {
+        smp_scenario();
     } else if (MAILBOX[0] & FLAG_CHECK && interleave_bits) {
         interleave_check_scenario();
     } else if (MAILBOX[0] & FLAG_CHECK) {

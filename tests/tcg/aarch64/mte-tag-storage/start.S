@@ -37,6 +37,18 @@ el1:
 1:  wfi
     b       1b
 
+/* CPU 1, started by PSCI CPU_ON at EL1 with the MMU off */
+    .global secondary_entry
+secondary_entry:
+    ldr     x0, =stack2_top
+    mov     sp, x0
+    adr     x0, vectors
+    msr     vbar_el1, x0
+    isb
+    bl      smp_secondary
+1:  wfi
+    b       1b
+
 /* Save the caller-saved registers, call exc_handler(esr, far, elr, type, lr) */
 .macro vector type
     .balign 0x80
