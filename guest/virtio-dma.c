@@ -560,7 +560,9 @@ static int mmio_transfer(Vdev *d, int write, uint64_t off, uint64_t len,
  * tag-owned byte, the other 511 come from data in the scratch buffer.
  * Then the sector is read back into the carveout and checked.
  */
-static void mmio_stg(Vdev *d, char *page, uint64_t page_pa, uint64_t tag_pa)
+static __attribute__((noinline)) void mmio_stg(Vdev *d, char *page,
+                                               uint64_t page_pa,
+                                               uint64_t tag_pa)
 {
     volatile uint64_t *scratch = words(d, SCRATCH_OFF);  /* see words() */
     Req r = {

@@ -27,7 +27,7 @@ fail=0
 # events); prints the TAP line.  Layout and pattern as in virtio-dma.c.
 host() {
     /usr/bin/python3 - "$@" <<'PY'
-import json, re, sys
+import json, os, re, subprocess, sys
 from array import array
 
 MiB, M64 = 1 << 20, (1 << 64) - 1
@@ -100,7 +100,33 @@ if stg and check != 'off':
         pa = int(page.group(1), 16) + 254 * 16
         ts = int(T.group(1), 16) + (pa - 0x40000000) // 32
         want_log = [('R2', hex(pa), hex(ts), 'DMA')]
-        want_ev = [{'rule': 'r2', 'paddr': pa, 'tag-storage-addr': ts}]
+        want_ev = [{'rule': 'r2', 'paddr': pa, 'tag-storage-addr': ts,
+                    'accessor': 'dma'}]
+# the culprit each report names: the guest's STG, in mmio_stg()
+binary = os.path.join(os.path.dirname(sys.argv[6]), 'virtio-dma')
+syms = sorted((int(f[0], 16), int(f[1], 16), f[3]) for f in
+              (l.split() for l in subprocess.run(
+                  ['aarch64-linux-gnu-nm', '-S', '--defined-only', binary],
+                  capture_output=True, text=True).stdout.splitlines())
+              if len(f) == 4 and f[2] in 'tT')
+
+
+def function_at(pc):
+    return next((n for a, size, n in syms if a <= pc < a + size), '?')
+
+
+culprits = []
+for i, v in enumerate(viol):
+    m = re.match(r'DMA; last written by tag-store cpu \d+ pc (0x[0-9a-f]+), '
+                 r'write #\d+$', v[3])
+    culprits.append(function_at(int(m.group(1), 16)) if m else v[3])
+    viol[i] = v[:3] + ('DMA',)
+for e in events:
+    w = e.pop('writer', {})
+    culprits.append(function_at(w.get('pc', 0))
+                    if w.get('kind') == 'tag-store' else str(w))
+if any(c != 'mmio_stg' for c in culprits):
+    bad.append('culprits %s, expected mmio_stg' % culprits)
 if viol != want_log:
     bad.append('checker reports %s, expected %s' % (viol, want_log))
 if check == 'event' and events != want_ev:
@@ -120,7 +146,8 @@ summary = '%s guest checks passed, images exact%s%s' % (
     ', violations R1,R2,R3 = %s (%s data reads)' % (counts.group(3),
                                                     counts.group(1))
     if counts else '',
-    ', R2 event without pc' if want_ev and events == want_ev else '')
+    ', R2 event without pc' if want_ev and events == want_ev else '') + (
+    ', culprit mmio_stg' if culprits and not bad else '')
 if bad:
     for b in bad:
         print('#   ' + b)

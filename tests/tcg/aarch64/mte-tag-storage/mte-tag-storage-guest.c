@@ -930,9 +930,12 @@ static void r4_scenario(void)
  */
 #define PSCI_CPU_ON_64  0xc4000003ull
 
-static volatile uint64_t smp_cmd, smp_arg, smp_done;
+static volatile uint64_t smp_cmd, smp_arg, smp_done;  /* between CPUs */
 
-void secondary_entry(void);     /* start.S */
+static void dmb_ish(void)
+{
+    asm volatile("dmb ish" : : : "memory");
+}
 
 void smp_secondary(void)
 {
@@ -946,7 +949,7 @@ void smp_secondary(void)
         while (!(cmd = smp_cmd)) {
             asm volatile("yield");
         }
-        asm volatile("dmb ish" ::: "memory");
+        dmb_ish();
         if (cmd == 1) {
             asm volatile(".globl smp_data_insn\n"
                          "smp_data_insn: strb %w0, [%1]"
@@ -957,7 +960,7 @@ void smp_secondary(void)
                          : "=r"(v) : "r"(smp_arg) : "memory");
             smp_arg = v;
         }
-        asm volatile("dmb ish" ::: "memory");
+        dmb_ish();
         smp_cmd = 0;
         smp_done = cmd;
     }
@@ -967,12 +970,12 @@ static void smp_run(uint64_t cmd, uint64_t arg)
 {
     smp_arg = arg;
     smp_done = 0;
-    asm volatile("dmb ish" ::: "memory");
+    dmb_ish();
     smp_cmd = cmd;
     while (smp_done != cmd) {
         asm volatile("yield");
     }
-    asm volatile("dmb ish" ::: "memory");
+    dmb_ish();
 }
 
 static void smp_scenario(void)
@@ -980,7 +983,7 @@ static void smp_scenario(void)
     uint64_t d = buf_base(12), e = buf_base(13), v = 0;
     register uint64_t x0 asm("x0") = PSCI_CPU_ON_64;
     register uint64_t x1 asm("x1") = 1;     /* MPIDR of CPU 1 */
-    register uint64_t x2 asm("x2") = (uint64_t)secondary_entry;
+    register uint64_t x2 asm("x2") = INSN_ADDR(secondary_entry);
     register uint64_t x3 asm("x3") = 0;
 
     asm volatile("hvc #0" : "+r"(x0) : "r"(x1), "r"(x2), "r"(x3) : "memory");
