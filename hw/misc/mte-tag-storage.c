@@ -87,23 +87,6 @@ bool mte_tag_storage_check_geometry(uint64_t tagged_size, uint64_t block_size,
     return true;
 }
 
-bool mte_tag_storage_parse_binding(const char *str, MTETagStorageBinding *b,
-                                   Error **errp)
-{
-    if (!strcmp(str, "v1")) {
-        *b = MTE_TAG_STORAGE_BINDING_V1;
-    } else if (!strcmp(str, "v2")) {
-        *b = MTE_TAG_STORAGE_BINDING_V2;
-    } else if (!strcmp(str, "v3")) {
-        *b = MTE_TAG_STORAGE_BINDING_V3;
-    } else {
-        error_setg(errp, "tag-storage-binding=%s is not a known device tree "
-                   "binding (expected v1, v2 or v3)", str);
-        return false;
-    }
-    return true;
-}
-
 /*
  * The tag address space holds this region where the tags of the carveout
  * would be.  It is deliberately not RAM, so the MTE helpers never read or
@@ -627,11 +610,22 @@ static MemTxResult checked_read(void *opaque, hwaddr addr, uint64_t *data,
 {
     MTETagStorageState *s = opaque;
     uint8_t *owner = s->owner + addr;
+    bool written = test_bit(addr >> OWNER_CHUNK_BITS, s->owner_written) ||
+                   test_bit((addr + size - 1) >> OWNER_CHUNK_BITS,
+                            s->owner_written);
     unsigned i;
 
     trace_mte_tag_storage_data_access(s->carveout_base + addr, size, false);
     stat64_add(&s->data_reads, 1);
-    for (i = 0; i < size; i++) {
+    if (!written && s->owner_covers_ram) {
+        /*
+         * Nothing wrote here since reset: no owners, and zero RAM.  Touch
+         * neither, or a dump of a large carveout makes both resident.
+         */
+        *data = 0;
+        return MEMTX_OK;
+    }
+    for (i = 0; written && i < size; i++) {
         if (owner[i] == MTE_TAG_STORAGE_BYTE_TAG && !introspection(attrs)) {
             MTETagStorageAccess a = { MTE_TAG_STORAGE_ACCESSOR_CPU };
 
@@ -876,8 +870,9 @@ void hmp_info_mte_tag_storage(Monitor *mon, const QDict *qdict)
     if (hmp_handle_error(mon, err)) {
         return;
     }
-    monitor_printf(mon, "binding v%" PRId64 ", block size 0x%" PRIx64
-                   "%s, check %s, init %s", info->binding, info->block_size,
+    monitor_printf(mon, "binding %s, block size 0x%" PRIx64
+                   "%s, check %s, init %s",
+                   MTETagStorageBinding_str(info->binding), info->block_size,
                    info->interleave ? " interleaved" : "",
                    MTETagStorageCheck_str(info->check),
                    MTETagStorageInit_str(info->init));
@@ -988,8 +983,8 @@ void mte_tag_storage_fdt_populate(MTETagStorageState *s, void *fdt)
         qemu_fdt_add_subnode(fdt, node);
         qemu_fdt_setprop_string(fdt, node, "device_type", "memory");
         fdt_setprop_reg(fdt, node, acells, scells, s->carveout_base, size);
-        if (s->numa_node >= 0) {
-            qemu_fdt_setprop_cell(fdt, node, "numa-node-id", s->numa_node);
+        if (s->node >= 0) {
+            qemu_fdt_setprop_cell(fdt, node, "numa-node-id", s->node);
         }
         g_free(node);
 
@@ -1012,8 +1007,8 @@ void mte_tag_storage_fdt_populate(MTETagStorageState *s, void *fdt)
         qemu_fdt_setprop_cell(fdt, node, "block-size", s->block_size);
         qemu_fdt_setprop_cell(fdt, node, "tagged-memory", phandle);
         qemu_fdt_setprop(fdt, node, "reusable", NULL, 0);
-        if (s->numa_node >= 0) {
-            qemu_fdt_setprop_cell(fdt, node, "numa-node-id", s->numa_node);
+        if (s->node >= 0) {
+            qemu_fdt_setprop_cell(fdt, node, "numa-node-id", s->node);
         }
         break;
     default:
@@ -1057,11 +1052,6 @@ static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
     if (!mte_tag_storage_check_geometry(s->tagged_size, s->block_size, errp)) {
         return;
     }
-    if (s->binding < MTE_TAG_STORAGE_BINDING_V1 ||
-        s->binding > MTE_TAG_STORAGE_BINDING_V3) {
-        error_setg(errp, "binding must be 1, 2 or 3");
-        return;
-    }
     if (s->interleave) {
         if (s->block_size < 2 * MTE_TAG_STORAGE_MIN_BLOCK) {
             error_setg(errp, "interleave needs a block size of 8 KiB or more");
@@ -1073,10 +1063,6 @@ static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
             return;
         }
         s->interleave_bits = ctz32(s->block_size) - MTE_TAG_STORAGE_UNIT_BITS;
-    }
-    if (s->check >= MTE_TAG_STORAGE_CHECK__MAX) {
-        error_setg(errp, "check must be below %d", MTE_TAG_STORAGE_CHECK__MAX);
-        return;
     }
     if (s->init != MTE_TAG_STORAGE_INIT_RANDOM && s->init_seed) {
         error_setg(errp, "init-seed needs init=random");
@@ -1104,8 +1090,8 @@ static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
                                  s->ram, s->ram_offset, size);
     } else {
         /* Ordinary RAM: migrated, executable, reachable by DMA */
-        g_autofree char *name = s->numa_node >= 0 ?
-            g_strdup_printf("mte-tag-storage.node%d", s->numa_node) :
+        g_autofree char *name = s->node >= 0 ?
+            g_strdup_printf("mte-tag-storage.node%d", s->node) :
             g_strdup("mte-tag-storage");
 
         if (!memory_region_init_ram(&s->carveout, OBJECT(s), name, size,
@@ -1158,7 +1144,7 @@ static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
 
     trace_mte_tag_storage_realize(s->tagged_base, s->tagged_size,
                                   s->carveout_base, size, s->block_size,
-                                  s->binding);
+                                  s->binding + 1);
 }
 
 /*
@@ -1393,20 +1379,16 @@ static int owners_put(QEMUFile *f, void *pv, size_t size,
     return 0;
 }
 
-static int mte_tag_storage_pre_load(void *opaque)
-{
-    MTETagStorageState *s = opaque;
-
-    s->owners_loaded = false;
-    return 0;
-}
-
 static int mte_tag_storage_post_load(void *opaque, int version_id)
 {
     MTETagStorageState *s = opaque;
 
-    /* From a source without the checker: RAM came without owners */
-    s->owner_covers_ram &= s->owners_loaded;
+    /*
+     * RAM came from the stream, not through the checker: it may hold bytes
+     * no owner accounts for (a source with init=random or without the
+     * checker), so read it from now on
+     */
+    s->owner_covers_ram = false;
     return 0;
 }
 
@@ -1447,7 +1429,6 @@ static int owners_get(QEMUFile *f, void *pv, size_t size,
         qemu_get_buffer(f, (uint8_t *)s->data_writer + off, len);
         set_bit(off >> OWNER_CHUNK_BITS, s->owner_written);
     }
-    s->owners_loaded = true;
     return qemu_file_get_error(f);
 }
 
@@ -1485,7 +1466,6 @@ static const VMStateDescription vmstate_mte_tag_storage = {
     .name = "mte-tag-storage",
     .version_id = 1,
     .minimum_version_id = 1,
-    .pre_load = mte_tag_storage_pre_load,
     .post_load = mte_tag_storage_post_load,
     .fields = (const VMStateField[]) {
         VMSTATE_END_OF_LIST()
@@ -1494,6 +1474,24 @@ static const VMStateDescription vmstate_mte_tag_storage = {
         &vmstate_mte_tag_storage_check,
         NULL
     },
+};
+
+static const PropertyInfo prop_info_binding = {
+    .type = "MTETagStorageBinding",
+    .description = "v1/v2/v3",
+    .enum_table = &MTETagStorageBinding_lookup,
+    .get = qdev_propinfo_get_enum,
+    .set = qdev_propinfo_set_enum,
+    .set_default_value = qdev_propinfo_set_default_value_enum,
+};
+
+static const PropertyInfo prop_info_check = {
+    .type = "MTETagStorageCheck",
+    .description = "off/log/event/stop",
+    .enum_table = &MTETagStorageCheck_lookup,
+    .get = qdev_propinfo_get_enum,
+    .set = qdev_propinfo_set_enum,
+    .set_default_value = qdev_propinfo_set_default_value_enum,
 };
 
 static const PropertyInfo prop_info_init = {
@@ -1510,14 +1508,14 @@ static const Property mte_tag_storage_properties[] = {
     DEFINE_PROP_UINT64("tagged-size", MTETagStorageState, tagged_size, 0),
     DEFINE_PROP_UINT64("carveout-base", MTETagStorageState, carveout_base, 0),
     DEFINE_PROP_UINT32("block-size", MTETagStorageState, block_size, 4096),
-    DEFINE_PROP_UINT8("binding", MTETagStorageState, binding,
-                      MTE_TAG_STORAGE_BINDING_V3),
-    DEFINE_PROP_UINT8("check", MTETagStorageState, check,
-                      MTE_TAG_STORAGE_CHECK_OFF),
+    DEFINE_PROP_SIGNED("binding", MTETagStorageState, binding,
+                       MTE_TAG_STORAGE_BINDING_V3, prop_info_binding, int),
+    DEFINE_PROP_SIGNED("check", MTETagStorageState, check,
+                       MTE_TAG_STORAGE_CHECK_OFF, prop_info_check, int),
     DEFINE_PROP_SIGNED("init", MTETagStorageState, init,
                        MTE_TAG_STORAGE_INIT_ZERO, prop_info_init, int),
     DEFINE_PROP_UINT64("init-seed", MTETagStorageState, init_seed, 0),
-    DEFINE_PROP_INT32("numa-node", MTETagStorageState, numa_node, -1),
+    DEFINE_PROP_INT32("node", MTETagStorageState, node, -1),
     DEFINE_PROP_BOOL("interleave", MTETagStorageState, interleave, false),
     DEFINE_PROP_LINK("memdev", MTETagStorageState, memdev,
                      TYPE_MEMORY_BACKEND, HostMemoryBackend *),

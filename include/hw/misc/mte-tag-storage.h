@@ -53,12 +53,6 @@ static inline uint64_t mte_tag_storage_interleave(uint64_t offset,
            ((revbit64(unit) >> (64 - bits)) << MTE_TAG_STORAGE_UNIT_BITS);
 }
 
-typedef enum MTETagStorageBinding {
-    MTE_TAG_STORAGE_BINDING_V1 = 1, /* root metadata@, carveout not in RAM */
-    MTE_TAG_STORAGE_BINDING_V2 = 2, /* root tag-storage@, carveout not in RAM */
-    MTE_TAG_STORAGE_BINDING_V3 = 3, /* reserved-memory, carveout is memory */
-} MTETagStorageBinding;
-
 /*
  * Contract
  * --------
@@ -126,7 +120,6 @@ struct MTETagStorageState {
     uint64_t write_seq;      /* writes since reset, atomic */
     unsigned long *owner_written;  /* a bit per 4 KiB of owner map: written */
     bool owner_covers_ram;   /* no carveout page is non-zero but unwritten */
-    bool owners_loaded;      /* the stream being loaded had the owner map */
     Stat64 tag_reads, tag_writes, data_reads, data_writes;
     Stat64 violations[MTE_TAG_STORAGE_RULE__MAX];
     uint64_t mig_counts[4 + MTE_TAG_STORAGE_RULE__MAX];  /* for vmstate */
@@ -142,13 +135,13 @@ struct MTETagStorageState {
     uint64_t tagged_size;
     uint64_t carveout_base;
     uint32_t block_size;
-    uint8_t binding;
-    uint8_t check;           /* MTETagStorageCheck */
+    int binding;             /* MTETagStorageBinding */
+    int check;               /* MTETagStorageCheck */
     int init;                /* MTETagStorageInit */
     uint64_t init_seed;      /* for init=random */
     bool interleave;         /* blocks permuted, see interleave_bits */
     unsigned interleave_bits;
-    int32_t numa_node;       /* for the device tree; -1: none */
+    int32_t node;            /* NUMA node, for the device tree; -1: none */
     HostMemoryBackend *memdev;  /* the carveout's RAM, if not our own */
     uint64_t memdev_offset;
 };
@@ -266,12 +259,6 @@ bool mte_tag_storage_check_block_size(uint64_t block_size, Error **errp);
  */
 bool mte_tag_storage_check_geometry(uint64_t tagged_size, uint64_t block_size,
                                     Error **errp);
-
-/**
- * mte_tag_storage_parse_binding: "v1", "v2" or "v3" to a binding version
- */
-bool mte_tag_storage_parse_binding(const char *str, MTETagStorageBinding *b,
-                                   Error **errp);
 
 /**
  * mte_tag_storage_map_tags: route the tags of tagged RAM to the carveout
