@@ -253,6 +253,22 @@ def main():
             problems.append('violations R1,R2,R3 = %s, expected %s'
                             % (got, want))
 
+        # the culprit of each: the thread's own STG, in stop_thread()
+        binary = os.path.join(os.path.dirname(os.path.abspath(a.initrd)),
+                              'smp-stress')
+        nm = subprocess.run(['aarch64-linux-gnu-nm', '-S', '--defined-only',
+                             binary], capture_output=True, text=True).stdout
+        stg_fn = [(int(f[0], 16), int(f[1], 16)) for f in
+                  (l.split() for l in nm.splitlines())
+                  if len(f) == 4 and f[3] == 'stop_thread']
+
+        def wrong_culprit(cpu, kind, wcpu, wpc):
+            if kind != 'tag-store' or wcpu != cpu:
+                return 'culprit %s on cpu %s' % (kind, wcpu)
+            if not any(b <= wpc < b + n for b, n in stg_fn):
+                return 'culprit pc 0x%x not in stop_thread' % wpc
+            return None
+
         def wrong(rule, cpu, pc, paddr, ts):
             """Why a reported violation is not one of the expected reads"""
             if rule != 'r2':
@@ -270,24 +286,31 @@ def main():
 
         lines = re.findall(r'mte-tag-storage: (R\d) [^:]*: pa (0x[0-9a-f]+) '
                            r'tag-storage (0x[0-9a-f]+) cpu (\d+) '
-                           r'pc (0x[0-9a-f]+)', stderr)
+                           r'pc (0x[0-9a-f]+); last written by (\S+) '
+                           r'cpu (\d+) pc (0x[0-9a-f]+)', stderr)
         bad_lines = [l for l in lines
                      if wrong(l[0].lower(), int(l[3]), int(l[4], 16),
-                              int(l[1], 16), int(l[2], 16))]
+                              int(l[1], 16), int(l[2], 16)) or
+                     wrong_culprit(int(l[3]), l[5], int(l[6]),
+                                   int(l[7], 16))]
         if not lines:
             problems.append('no violation warning on stderr')
         if bad_lines:
             problems.append('%d of %d warning lines wrong, first: %s'
                             % (len(bad_lines), len(lines), bad_lines[0]))
-        report.append('stderr: %d violation warning lines' % len(lines))
+        report.append('stderr: %d violation warning lines, each naming '
+                      'its culprit' % len(lines))
     if a.stop_reads:
         per_cpu = {}
         unexpected = []
         for v in violations:
             cpu = v.get('cpu-index')
             per_cpu[cpu] = per_cpu.get(cpu, 0) + 1
+            w = v.get('writer', {})
             why = wrong(v['rule'], cpu, v.get('pc'), v['paddr'],
-                        v['tag-storage-addr'])
+                        v['tag-storage-addr']) or \
+                wrong_culprit(cpu, w.get('kind'), w.get('cpu-index'),
+                              w.get('pc', 0))
             if why:
                 unexpected.append('cpu %s: %s' % (cpu, why))
         if len(violations) != a.smp * reads:
