@@ -10,13 +10,10 @@
 #ifndef HW_MISC_MTE_TAG_STORAGE_H
 #define HW_MISC_MTE_TAG_STORAGE_H
 
-#include "hw/sysbus.h"
+#include "exec/hwaddr.h"
 #include "qapi/qapi-types-misc-arm.h"
 #include "qemu/atomic.h"
 #include "qemu/host-utils.h"
-#include "qemu/queue.h"
-#include "qemu/stats64.h"
-#include "qemu/thread.h"
 #include "qom/object.h"
 
 #define TYPE_MTE_TAG_STORAGE "mte-tag-storage"
@@ -99,63 +96,6 @@ static inline uint64_t mte_tag_storage_interleave(uint64_t offset,
  * derived from init-seed alone (init=random), except a reset with an
  * incoming migration, whose stream brings the contents.
  */
-struct MTETagStorageState {
-    SysBusDevice parent_obj;
-
-    MemoryRegion carveout;   /* the tag storage: RAM, or alias of memdev */
-    MemoryRegion *ram;       /* the RAM region holding it ... */
-    hwaddr ram_offset;       /* ... from this offset */
-    MemoryRegion checked;    /* the carveout as seen by data accesses */
-    MemoryRegion tag_alias;  /* the carveout, seen from the tag space */
-    MemoryRegion self_tags;  /* tags of the carveout itself: none */
-    unsigned long *self_tag_reported;  /* carveout pages already logged */
-    bool ran;                /* past the reset that creates the machine */
-    QTAILQ_ENTRY(MTETagStorageState) next;
-
-    /* reuse checker, used when check != MTE_TAG_STORAGE_CHECK_OFF */
-    uint8_t *owner;          /* MTETagStorageByteOwner per carveout byte, */
-    uint64_t owner_size;     /* anonymous memory: untouched pages cost none */
-    /* last tag and data writes per 16-byte granule, anonymous memory too */
-    struct MTETagStorageWriterRecord *tag_writer, *data_writer;
-    uint64_t write_seq;      /* writes since reset, atomic */
-    unsigned long *owner_written;  /* a bit per 4 KiB of owner map: written */
-    bool owner_covers_ram;   /* no carveout page is non-zero but unwritten */
-    Stat64 tag_reads, tag_writes, data_reads, data_writes;
-    Stat64 violations[MTE_TAG_STORAGE_RULE__MAX];
-    uint64_t mig_counts[4 + MTE_TAG_STORAGE_RULE__MAX];  /* for vmstate */
-    uint8_t mig_check;       /* the migration source's check policy */
-    QemuMutex report_lock;   /* protects the fields below */
-    int64_t report_window;   /* start of the rate limit window, ms */
-    uint32_t reports_in_window;
-    uint32_t reports_suppressed;
-    GHashTable *cpu_state;   /* cpu_index -> MTETagStorageCpuState */
-
-    /* properties */
-    uint64_t tagged_base;
-    uint64_t tagged_size;
-    uint64_t carveout_base;
-    uint32_t block_size;
-    int binding;             /* MTETagStorageBinding */
-    int check;               /* MTETagStorageCheck */
-    int init;                /* MTETagStorageInit */
-    uint64_t init_seed;      /* for init=random */
-    bool interleave;         /* blocks permuted, see interleave_bits */
-    unsigned interleave_bits;
-    int32_t node;            /* NUMA node, for the device tree; -1: none */
-    HostMemoryBackend *memdev;  /* the carveout's RAM, if not our own */
-    uint64_t memdev_offset;
-};
-
-/* Who last wrote a carveout byte, for the reuse checker */
-typedef enum MTETagStorageByteOwner {
-    MTE_TAG_STORAGE_BYTE_UNWRITTEN = 0,  /* zero since reset: data and tag */
-    MTE_TAG_STORAGE_BYTE_DATA = 1,
-    MTE_TAG_STORAGE_BYTE_TAG = 2,
-} MTETagStorageByteOwner;
-
-/* Reports (log lines, events) per second; the counters count them all */
-#define MTE_TAG_STORAGE_REPORTS_PER_SEC 20
-
 /**
  * mte_tag_storage_checking: true if any tag storage runs the reuse checker
  *
