@@ -717,6 +717,22 @@ static void assert_event(Guest *g, const char *rule, uint64_t paddr,
                     qtest_readq(g->qts, MAILBOX + 48));
 }
 
+/* The runs of last writers of [@base, @base + @size) of the carveout */
+static QList *query_writer_runs(Guest *g, uint64_t base, uint64_t size)
+{
+    QDict *rsp = qtest_qmp(g->qts, "{ 'execute': 'query-mte-tag-storage', "
+                           "'arguments': { 'base': %" PRIu64 ", 'size': %"
+                           PRIu64 ", 'writers': true } }", base, size);
+    QDict *region = qobject_to(QDict, qlist_peek(qdict_get_qlist(
+                                   qdict_get_qdict(rsp, "return"),
+                                   "regions")));
+    QList *runs = qdict_get_qlist(region, "writers");
+
+    qobject_ref(runs);
+    qobject_unref(rsp);
+    return runs;
+}
+
 /* The last tag write (@tags) or data write of the granule at @ts_addr */
 static QDict *query_writer(Guest *g, uint64_t ts_addr, bool tags)
 {
@@ -1612,6 +1628,7 @@ static void assert_owner(Guest *g, uint64_t base, uint64_t size,
 static void test_large(const void *opaque)
 {
     uint64_t gib = g_ascii_strtoull(opaque, NULL, 10);
+    QList *src_writers, *dst_writers;
     g_autofree char *dir = g_dir_make_tmp("mts-large-XXXXXX", NULL);
     g_autofree char *file = g_build_filename(dir, "vm.mig", NULL);
     g_autofree char *ram = g_build_filename(dir, "ram", NULL);
@@ -1649,6 +1666,13 @@ static void test_large(const void *opaque)
     g_assert_cmpuint(qdict_get_uint(region, "carveout-size"), ==,
                      gib * GiB / 32);
     qobject_unref(region);
+    /* a run per 16-byte granule: the last of the 32 STGs it holds */
+    src_writers = query_writer_runs(&src, tags, 4096);
+    g_assert_cmpint(qlist_size(src_writers), ==, 4096 / 16);
+    assert_writer(qdict_get_qdict(qobject_to(QDict, qlist_peek(src_writers)),
+                                  "tag-writer"), "tag-store", 0,
+                  qdict_get_uint(qdict_get_qdict(qobject_to(QDict,
+                      qlist_peek(src_writers)), "tag-writer"), "pc"));
     qtest_qmp_assert_success(src.qts, IGNORE_SHARED);
     qtest_qmp_assert_success(src.qts, "{ 'execute': 'migrate', 'arguments': "
                              "{ 'uri': %s } }", uri);
@@ -1668,6 +1692,11 @@ static void test_large(const void *opaque)
     region = query_region(&dst);
     g_assert_cmpuint(qdict_get_uint(region, "tag-writes"), ==, writes);
     qobject_unref(region);
+    /* the writers came along */
+    dst_writers = query_writer_runs(&dst, tags, 4096);
+    g_assert_true(qobject_is_equal(QOBJECT(src_writers),
+                                   QOBJECT(dst_writers)));
+    qobject_unref(dst_writers);
     qtest_writeq(dst.qts, MAILBOX + 56, 1);
     qtest_qmp_assert_success(dst.qts, "{ 'execute': 'cont' }");
     host_ack(&dst, 20);
@@ -1690,6 +1719,11 @@ static void test_large(const void *opaque)
     qtest_qmp_assert_success(dst.qts, "{ 'execute': 'system_reset' }");
     qtest_qmp_eventwait(dst.qts, "RESET");
     assert_owner(&dst, tags, MiB / 32, "never-written");
+    dst_writers = query_writer_runs(&dst, tags, 4096);
+    g_assert_cmpint(qlist_size(dst_writers), ==, 1);    /* no writer */
+    g_assert_false(qdict_haskey(qobject_to(QDict, qlist_peek(dst_writers)),
+                                "tag-writer"));
+    qobject_unref(dst_writers);
     g_free(hmp);
     hmp = qtest_hmp(dst.qts, "loadvm large");
     g_assert_cmpstr(hmp, ==, "");
@@ -1698,6 +1732,11 @@ static void test_large(const void *opaque)
     g_assert_cmpuint(qdict_get_uint(region, "tag-writes"), ==, writes);
     qobject_unref(region);
     assert_owner(&dst, tags, MiB / 32, "tag");
+    dst_writers = query_writer_runs(&dst, tags, 4096);
+    g_assert_true(qobject_is_equal(QOBJECT(src_writers),
+                                   QOBJECT(dst_writers)));
+    qobject_unref(dst_writers);
+    qobject_unref(src_writers);
 
     /* a reset forgets owners and counts, and clears the tags */
     qtest_qmp_assert_success(dst.qts, "{ 'execute': 'system_reset' }");
