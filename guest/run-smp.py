@@ -96,6 +96,11 @@ def cpu_pcs(q):
     return pcs
 
 
+# the rules' names in log lines (R1..R4) and in QMP
+RULES = {'R1': 'tag-read-of-data', 'R2': 'data-read-of-tags',
+         'R3': 'tagged-access-to-tag-storage', 'R4': 'tag-read-of-unwritten'}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--qemu', required=True)
@@ -224,7 +229,9 @@ def main():
                                         'no verdict'))
     got = None
     if counters:
-        got = '%d,%d,%d' % (counters['r1'], counters['r2'], counters['r3'])
+        got = '%d,%d,%d' % (counters['tag-read-of-data'],
+                            counters['data-read-of-tags'],
+                            counters['tagged-access-to-tag-storage'])
     if a.expect_violations and got != a.expect_violations:
         problems.append('violations R1,R2,R3 = %s, expected %s'
                         % (got, a.expect_violations))
@@ -271,7 +278,7 @@ def main():
 
         def wrong(rule, cpu, pc, paddr, ts):
             """Why a reported violation is not one of the expected reads"""
-            if rule != 'r2':
+            if rule != 'data-read-of-tags':
                 return 'rule %s' % rule
             if cpu not in starts:
                 return 'unknown cpu %s' % cpu
@@ -289,7 +296,7 @@ def main():
                            r'pc (0x[0-9a-f]+); last written by (\S+) '
                            r'cpu (\d+) pc (0x[0-9a-f]+)', stderr)
         bad_lines = [l for l in lines
-                     if wrong(l[0].lower(), int(l[3]), int(l[4], 16),
+                     if wrong(RULES[l[0]], int(l[3]), int(l[4], 16),
                               int(l[1], 16), int(l[2], 16)) or
                      wrong_culprit(int(l[3]), l[5], int(l[6]),
                                    int(l[7], 16))]

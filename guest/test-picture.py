@@ -37,7 +37,9 @@ def region(cb, nblocks, owners=None):
     None leaves out "blocks" (checker off)."""
     r = {'tagged-base': 0x40000000, 'tagged-size': 0x80000000,
          'carveout-base': cb, 'carveout-size': nblocks * BS,
-         'violations': {'r1': 1, 'r2': 0, 'r3': 2, 'r4': 0}, 'unknown': 7}
+         'violations': {'tag-read-of-data': 1, 'data-read-of-tags': 0,
+                        'tagged-access-to-tag-storage': 2,
+                        'tag-read-of-unwritten': 0}, 'unknown': 7}
     if owners is not None:
         runs = []
         for i in range(nblocks):
@@ -110,7 +112,7 @@ def main():
              snap(0, region(cb0, 64, {}), region(cb1, 64)),
              snap(1, region(cb0, 64, {a: 'tag'}),
                   region(cb1, 64, {b: 'data'}))]
-    ev = event(1.5, 'r1', cb0 + a * BS + 100)
+    ev = event(1.5, 'tag-read-of-data', cb0 + a * BS + 100)
     rc, out, err, img, png = run(tmp, 'two', snaps + [ev])
     want = (f'{png}: 3 snapshots over 2 s, 2 blocks shown in 2 rows '
             f'(of 128), 1 violations marked')
@@ -162,8 +164,9 @@ def main():
           rc == 0 and img is not None and mask(img, 'mixed').sum() > 10000
           and mask(img, 'tag').sum() < 500, out, err)
 
+    r3 = 'tagged-access-to-tag-storage'
     rc, out, err, img, png = run(tmp, 'r3', [snap(0, region(cb0, 64, {})),
-                                             event(0.05, 'r3', cb0 + 7 * BS)])
+                                             event(0.05, r3, cb0 + 7 * BS)])
     check('event on a never-written block adds its row',
           rc == 0 and out.endswith('1 blocks shown in 1 rows (of 64), '
                                    '1 violations marked')

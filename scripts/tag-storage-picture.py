@@ -26,7 +26,10 @@ from matplotlib.patches import Patch  # noqa: E402
 
 OWNERS = ['never-written', 'tag', 'data', 'mixed']
 COLOURS = ['#f0f0f0', '#1f77b4', '#ff7f0e', '#d62728']
-MARKERS = {'r1': 'x', 'r2': '+', 'r3': '^', 'r4': 'o'}
+# the rules in order (R1 to R4), with their markers
+MARKERS = {'tag-read-of-data': 'x', 'data-read-of-tags': '+',
+           'tagged-access-to-tag-storage': '^', 'tag-read-of-unwritten': 'o'}
+SHORT = {r: 'R%d' % (i + 1) for i, r in enumerate(MARKERS)}
 
 
 def load(path):
@@ -123,8 +126,10 @@ def render(out, title, snapshots, order, bins, grid, marks):
     for rule in sorted({r for _, _, r in marks}, key=str):
         pts = [(t, k + 0.5) for t, k, r in marks if r == rule]
         style = dict(marker=MARKERS.get(rule, 'd'), linestyle='none',
-                     color='black', markersize=8, label=str(rule).upper(),
-                     markerfacecolor='none' if rule == 'r4' else 'black')
+                     color='black', markersize=8,
+                     label=SHORT.get(rule, str(rule)),
+                     markerfacecolor='none'
+                     if rule == 'tag-read-of-unwritten' else 'black')
         ax.plot(*zip(*pts), **style)
         handles.append(Line2D([], [], **style))
     ax.legend(handles=handles, loc='upper left', bbox_to_anchor=(1.01, 1),
@@ -133,7 +138,7 @@ def render(out, title, snapshots, order, bins, grid, marks):
     for region in snapshots[-1][1]['regions']:
         for r, n in region.get('violations', {}).items():
             counts[r] = counts.get(r, 0) + n
-    ax.set_title(title + '\n' + ', '.join(f'{r.upper()} {counts[r]}'
+    ax.set_title(title + '\n' + ', '.join(f'{SHORT[r]} {counts[r]}'
                                           for r in MARKERS))
     ax.set_xlabel('time (s)')
     ax.set_ylabel('tag storage block (guest physical)')

@@ -100,8 +100,8 @@ if stg and check != 'off':
         pa = int(page.group(1), 16) + 254 * 16
         ts = int(T.group(1), 16) + (pa - 0x40000000) // 32
         want_log = [('R2', hex(pa), hex(ts), 'DMA')]
-        want_ev = [{'rule': 'r2', 'paddr': pa, 'tag-storage-addr': ts,
-                    'accessor': 'dma'}]
+        want_ev = [{'rule': 'data-read-of-tags', 'paddr': pa,
+                    'tag-storage-addr': ts, 'accessor': 'dma'}]
 # the culprit each report names: the guest's STG, in mmio_stg()
 binary = os.path.join(os.path.dirname(sys.argv[6]), 'virtio-dma')
 syms = sorted((int(f[0], 16), int(f[1], 16), f[3]) for f in

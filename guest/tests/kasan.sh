@@ -278,7 +278,9 @@ except (OSError, ValueError, KeyError, TypeError):
     print('no query-mte-tag-storage answer')
     sys.exit()
 t = lambda k: sum(r[k] for r in rs)
-v = [sum(r['violations'][k] for r in rs) for k in ('r1', 'r2', 'r3')]
+v = [sum(r['violations'][k] for r in rs)
+     for k in ('tag-read-of-data', 'data-read-of-tags',
+               'tagged-access-to-tag-storage')]
 print('check %s: %d tag reads, %d tag writes, violations R1,R2,R3 = %d,%d,%d'
       % (info['check'], t('tag-reads'), t('tag-writes'), *v))
 PY

@@ -155,10 +155,10 @@ static bool introspection(MemTxAttrs attrs)
 bool mte_tag_storage_checking;
 
 static const char *const rule_text[MTE_TAG_STORAGE_RULE__MAX] = {
-    [MTE_TAG_STORAGE_RULE_R1] = "tags read from data-owned tag storage",
-    [MTE_TAG_STORAGE_RULE_R2] = "data read from tag-owned tag storage",
-    [MTE_TAG_STORAGE_RULE_R3] = "Tagged access to tag storage itself",
-    [MTE_TAG_STORAGE_RULE_R4] = "tags read from tag storage never written "
+    [MTE_TAG_STORAGE_RULE_TAG_READ_OF_DATA] = "tags read from data-owned tag storage",
+    [MTE_TAG_STORAGE_RULE_DATA_READ_OF_TAGS] = "data read from tag-owned tag storage",
+    [MTE_TAG_STORAGE_RULE_TAGGED_ACCESS_TO_TAG_STORAGE] = "Tagged access to tag storage itself",
+    [MTE_TAG_STORAGE_RULE_TAG_READ_OF_UNWRITTEN] = "tags read from tag storage never written "
                                 "since reset",
 };
 
@@ -350,7 +350,7 @@ void mte_tag_storage_tag_access(CPUState *cs, MemoryRegion *mr,
     for (i = 0; i < len; i++) {
         if (owner[i] == MTE_TAG_STORAGE_BYTE_DATA &&
             a.kind == MTE_TAG_STORAGE_ACCESSOR_CPU) {
-            report_violation(s, MTE_TAG_STORAGE_RULE_R1,
+            report_violation(s, MTE_TAG_STORAGE_RULE_TAG_READ_OF_DATA,
                              MAX(paddr, data_paddr(s, offset + i)),
                              s->carveout_base + offset + i, &a,
                              &s->data_writer[(offset + i) >> GRANULE_BITS]);
@@ -358,7 +358,7 @@ void mte_tag_storage_tag_access(CPUState *cs, MemoryRegion *mr,
         }
         if (unwritten_random(s, owner[i])) {
             /* a debugger would show tags nobody set, too */
-            report_violation(s, MTE_TAG_STORAGE_RULE_R4,
+            report_violation(s, MTE_TAG_STORAGE_RULE_TAG_READ_OF_UNWRITTEN,
                              MAX(paddr, data_paddr(s, offset + i)),
                              s->carveout_base + offset + i, &a, NULL);
             return;
@@ -407,7 +407,7 @@ bool mte_tag_storage_tagged_carveout(CPUState *cs, hwaddr paddr,
                 return true;
             }
             mte_tag_storage_log_self_tagged(s, paddr);
-            report_violation(s, MTE_TAG_STORAGE_RULE_R3, paddr, paddr, &a,
+            report_violation(s, MTE_TAG_STORAGE_RULE_TAGGED_ACCESS_TO_TAG_STORAGE, paddr, paddr, &a,
                              NULL);
             return true;
         }
@@ -463,7 +463,7 @@ static MemTxResult checked_read(void *opaque, hwaddr addr, uint64_t *data,
             if (!a.cs) {
                 a.kind = MTE_TAG_STORAGE_ACCESSOR_DMA;
             }
-            report_violation(s, MTE_TAG_STORAGE_RULE_R2,
+            report_violation(s, MTE_TAG_STORAGE_RULE_DATA_READ_OF_TAGS,
                              data_paddr(s, addr + i),
                              s->carveout_base + addr + i, &a,
                              &s->tag_writer[(addr + i) >> GRANULE_BITS]);

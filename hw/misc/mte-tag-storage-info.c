@@ -171,10 +171,10 @@ MTETagStorageInfo *qmp_query_mte_tag_storage(bool has_base, uint64_t base,
         r->data_reads = stat64_get(&s->data_reads);
         r->data_writes = stat64_get(&s->data_writes);
         r->violations = g_new0(MTETagStorageViolations, 1);
-        r->violations->r1 = stat64_get(&s->violations[0]);
-        r->violations->r2 = stat64_get(&s->violations[1]);
-        r->violations->r3 = stat64_get(&s->violations[2]);
-        r->violations->r4 = stat64_get(&s->violations[3]);
+        r->violations->tag_read_of_data = stat64_get(&s->violations[0]);
+        r->violations->data_read_of_tags = stat64_get(&s->violations[1]);
+        r->violations->tagged_access_to_tag_storage = stat64_get(&s->violations[2]);
+        r->violations->tag_read_of_unwritten = stat64_get(&s->violations[3]);
         if (s->owner && base < cend && end > cbase) {
             r->blocks = query_blocks(s, base, end);
             if (writers) {
@@ -229,9 +229,9 @@ void hmp_info_mte_tag_storage(Monitor *mon, const QDict *qdict)
                        v->tag_reads, v->tag_writes, v->data_reads,
                        v->data_writes);
         monitor_printf(mon, "  violations R1 %" PRIu64 " R2 %" PRIu64
-                       " R3 %" PRIu64 " R4 %" PRIu64 "\n", v->violations->r1,
-                       v->violations->r2, v->violations->r3,
-                       v->violations->r4);
+                       " R3 %" PRIu64 " R4 %" PRIu64 "\n", v->violations->tag_read_of_data,
+                       v->violations->data_read_of_tags, v->violations->tagged_access_to_tag_storage,
+                       v->violations->tag_read_of_unwritten);
         for (b = v->blocks; b; b = b->next) {
             monitor_printf(mon, "  0x%" PRIx64 "-0x%" PRIx64 " %s\n",
                            b->value->base,
