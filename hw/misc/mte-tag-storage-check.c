@@ -155,11 +155,14 @@ static bool introspection(MemTxAttrs attrs)
 bool mte_tag_storage_checking;
 
 static const char *const rule_text[MTE_TAG_STORAGE_RULE__MAX] = {
-    [MTE_TAG_STORAGE_RULE_TAG_READ_OF_DATA] = "tags read from data-owned tag storage",
-    [MTE_TAG_STORAGE_RULE_DATA_READ_OF_TAGS] = "data read from tag-owned tag storage",
-    [MTE_TAG_STORAGE_RULE_TAGGED_ACCESS_TO_TAG_STORAGE] = "Tagged access to tag storage itself",
-    [MTE_TAG_STORAGE_RULE_TAG_READ_OF_UNWRITTEN] = "tags read from tag storage never written "
-                                "since reset",
+    [MTE_TAG_STORAGE_RULE_TAG_READ_OF_DATA] =
+        "tags read from data-owned tag storage",
+    [MTE_TAG_STORAGE_RULE_DATA_READ_OF_TAGS] =
+        "data read from tag-owned tag storage",
+    [MTE_TAG_STORAGE_RULE_TAGGED_ACCESS_TO_TAG_STORAGE] =
+        "Tagged access to tag storage itself",
+    [MTE_TAG_STORAGE_RULE_TAG_READ_OF_UNWRITTEN] =
+        "tags read from tag storage never written since reset",
 };
 
 /* Who made an access, for reports */
@@ -407,8 +410,9 @@ bool mte_tag_storage_tagged_carveout(CPUState *cs, hwaddr paddr,
                 return true;
             }
             mte_tag_storage_log_self_tagged(s, paddr);
-            report_violation(s, MTE_TAG_STORAGE_RULE_TAGGED_ACCESS_TO_TAG_STORAGE, paddr, paddr, &a,
-                             NULL);
+            report_violation(s,
+                             MTE_TAG_STORAGE_RULE_TAGGED_ACCESS_TO_TAG_STORAGE,
+                             paddr, paddr, &a, NULL);
             return true;
         }
     }

@@ -159,6 +159,7 @@ MTETagStorageInfo *qmp_query_mte_tag_storage(bool has_base, uint64_t base,
     tail = &info->regions;
     QTAILQ_FOREACH(s, &mte_tag_storages, next) {
         MTETagStorageRegion *r = g_new0(MTETagStorageRegion, 1);
+        MTETagStorageViolations *v;
         hwaddr cbase = s->carveout_base;
         hwaddr cend = cbase + memory_region_size(&s->carveout);
 
@@ -170,11 +171,11 @@ MTETagStorageInfo *qmp_query_mte_tag_storage(bool has_base, uint64_t base,
         r->tag_writes = stat64_get(&s->tag_writes);
         r->data_reads = stat64_get(&s->data_reads);
         r->data_writes = stat64_get(&s->data_writes);
-        r->violations = g_new0(MTETagStorageViolations, 1);
-        r->violations->tag_read_of_data = stat64_get(&s->violations[0]);
-        r->violations->data_read_of_tags = stat64_get(&s->violations[1]);
-        r->violations->tagged_access_to_tag_storage = stat64_get(&s->violations[2]);
-        r->violations->tag_read_of_unwritten = stat64_get(&s->violations[3]);
+        r->violations = v = g_new0(MTETagStorageViolations, 1);
+        v->tag_read_of_data = stat64_get(&s->violations[0]);
+        v->data_read_of_tags = stat64_get(&s->violations[1]);
+        v->tagged_access_to_tag_storage = stat64_get(&s->violations[2]);
+        v->tag_read_of_unwritten = stat64_get(&s->violations[3]);
         if (s->owner && base < cend && end > cbase) {
             r->blocks = query_blocks(s, base, end);
             if (writers) {
@@ -229,8 +230,10 @@ void hmp_info_mte_tag_storage(Monitor *mon, const QDict *qdict)
                        v->tag_reads, v->tag_writes, v->data_reads,
                        v->data_writes);
         monitor_printf(mon, "  violations R1 %" PRIu64 " R2 %" PRIu64
-                       " R3 %" PRIu64 " R4 %" PRIu64 "\n", v->violations->tag_read_of_data,
-                       v->violations->data_read_of_tags, v->violations->tagged_access_to_tag_storage,
+                       " R3 %" PRIu64 " R4 %" PRIu64 "\n",
+                       v->violations->tag_read_of_data,
+                       v->violations->data_read_of_tags,
+                       v->violations->tagged_access_to_tag_storage,
                        v->violations->tag_read_of_unwritten);
         for (b = v->blocks; b; b = b->next) {
             monitor_printf(mon, "  0x%" PRIx64 "-0x%" PRIx64 " %s\n",

@@ -800,6 +800,12 @@ static void assert_stopped_at_access(Guest *g)
 
 #define TAG_BYTE(g, pa) ((g)->carveout + ((pa) - RAM_BASE) / 32)
 
+/* The rules R1 to R4, as QMP names them */
+#define R1 "tag-read-of-data"
+#define R2 "data-read-of-tags"
+#define R3 "tagged-access-to-tag-storage"
+#define R4 "tag-read-of-unwritten"
+
 /* What the host expects after one stage of check_scenario() */
 typedef struct CheckStage {
     const char *rule;
@@ -859,11 +865,11 @@ static void test_check(const void *opaque)
      * Stage 12: R2, LDRB of a byte written by STG.
      * Stage 13: R3, a Tagged load from the carveout.
      */
-    stage[0] = (CheckStage) { "tag-read-of-data", b, TAG_BYTE(&g, b), 1, 0, 0 };
+    stage[0] = (CheckStage) { R1, b, TAG_BYTE(&g, b), 1, 0, 0 };
     stage[0].writer = "data-store";
-    stage[1] = (CheckStage) { "data-read-of-tags", c, TAG_BYTE(&g, c), 1, 1, 0 };
+    stage[1] = (CheckStage) { R2, c, TAG_BYTE(&g, c), 1, 1, 0 };
     stage[1].writer = "tag-store";
-    stage[2] = (CheckStage) { "tagged-access-to-tag-storage", self, self, 1, 1, 2 };
+    stage[2] = (CheckStage) { R3, self, self, 1, 1, 2 };
     for (int i = 0; i < ARRAY_SIZE(stage); i++) {
         if (stop) {
             assert_stopped_at_access(&g);
@@ -875,9 +881,9 @@ static void test_check(const void *opaque)
         assert_violations(&g, stage[i].r1, stage[i].r2, stage[i].r3);
         if (event && i == 2) {
             /* a Tagged load, then an STG in the middle of its TB */
-            assert_event_pc(&g, "tagged-access-to-tag-storage", self, self, true,
+            assert_event_pc(&g, R3, self, self, true,
                             qtest_readq(g.qts, MAILBOX + 72));
-            assert_event(&g, "tagged-access-to-tag-storage", self + 16, self + 16, true);
+            assert_event(&g, R3, self + 16, self + 16, true);
         } else if (event) {
             Report r = { stage[i].rule, stage[i].paddr, stage[i].ts_addr, 0,
                          qtest_readq(g.qts, MAILBOX + 48), stage[i].writer, 0,
@@ -951,7 +957,7 @@ static void test_check(const void *opaque)
     host_wait(&g, 16);
     assert_violations(&g, 2, (event ? 3 : 2) + CHECK_FLOOD, 2);
     if (event) {
-        Report r = { "tag-read-of-data", d, TAG_BYTE(&g, d), 0,
+        Report r = { R1, d, TAG_BYTE(&g, d), 0,
                      qtest_readq(g.qts, MAILBOX + 48), "dma", -1 };
 
         assert_report(&g, &r);
@@ -1054,7 +1060,7 @@ static void test_r4(const void *opaque)
         host_wait(&g, n);
         assert_violations_r4(&g, 0, random ? n - 19 : 0);
         if (random) {
-            Report r = { "tag-read-of-unwritten", 0, 0, 0, qtest_readq(g.qts, MAILBOX + 48) };
+            Report r = { R4, 0, 0, 0, qtest_readq(g.qts, MAILBOX + 48) };
 
             p = n == 20 ? a : a + 0x1000;
             if (n == 21) {
@@ -1075,7 +1081,7 @@ static void test_r4(const void *opaque)
     host_wait(&g, 23);
     assert_violations_r4(&g, 1, random ? 3 : 0);
     {
-        Report r = { "tag-read-of-data", a + 0x3000, TAG_BYTE(&g, a + 0x3000), 0,
+        Report r = { R1, a + 0x3000, TAG_BYTE(&g, a + 0x3000), 0,
                      qtest_readq(g.qts, MAILBOX + 48), "data-store", 0,
                      qtest_readq(g.qts, MAILBOX + 80) };
 
@@ -1185,7 +1191,7 @@ static void test_smp(void)
     host_wait(&g, 30);
     assert_violations(&g, 1, 0, 0);
     {
-        Report r = { "tag-read-of-data", d, TAG_BYTE(&g, d), 0,
+        Report r = { R1, d, TAG_BYTE(&g, d), 0,
                      qtest_readq(g.qts, MAILBOX + 48), "data-store", 1,
                      qtest_readq(g.qts, MAILBOX + 80) };
 
@@ -1195,7 +1201,7 @@ static void test_smp(void)
     host_wait(&g, 31);
     assert_violations(&g, 1, 1, 0);
     {
-        Report r = { "data-read-of-tags", e, TAG_BYTE(&g, e), 1,
+        Report r = { R2, e, TAG_BYTE(&g, e), 1,
                      qtest_readq(g.qts, MAILBOX + 48), "tag-store", 0,
                      qtest_readq(g.qts, MAILBOX + 80) };
 
@@ -1365,7 +1371,7 @@ static void test_check_interleave(void)
     host_wait(&g, 40);
     assert_violations(&g, 0, 1, 0);
     {
-        Report r = { "data-read-of-tags", mid, ts, 0, qtest_readq(g.qts, MAILBOX + 48),
+        Report r = { R2, mid, ts, 0, qtest_readq(g.qts, MAILBOX + 48),
                      "tag-store", 0, qtest_readq(g.qts, MAILBOX + 80) };
 
         assert_report(&g, &r);
