@@ -12,7 +12,6 @@ checks the reuse checker's counts and that its reports name the culprit
 snapshots and violation events for scripts/tag-storage-picture.py.
 Prints a short report; exit 0 on PASS."""
 import argparse
-import bisect
 import json
 import os
 import re
@@ -21,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from guestsyms import Functions
 
 RAM_BASE = 0x40000000
 EVENTS = []                                     # QMP events, as received
@@ -58,23 +59,13 @@ def check_culprits(err, function, binary):
 
     The PCs are resolved with the symbols of @binary, a static non-PIE
     executable, so they are the guest's virtual addresses."""
-    syms = []
-    out = subprocess.run(['aarch64-linux-gnu-nm', '-S', '--defined-only',
-                          binary], capture_output=True, text=True,
-                         check=True).stdout
-    for line in out.splitlines():
-        f = line.split()
-        if len(f) == 4 and f[2] in 'tT':
-            syms.append((int(f[0], 16), int(f[1], 16), f[3]))
-    syms.sort()
-    starts = [x[0] for x in syms]
+    functions = Functions(binary)
     seen = {'R1': 0, 'R2': 0}
     bad = []
     for m in re.finditer(r'mte-tag-storage: (R[12]) .*?; last written by '
                          r'(\S+) cpu \d+ pc (0x[0-9a-f]+)', err):
         rule, kind, pc = m.group(1), m.group(2), int(m.group(3), 16)
-        i = bisect.bisect_right(starts, pc) - 1
-        name = syms[i][2] if i >= 0 and pc < syms[i][0] + syms[i][1] else '?'
+        name = functions.at(pc)
         want = 'data-store' if rule == 'R1' else 'tag-store'
         seen[rule] += 1
         if name != function or kind != want:

@@ -31,6 +31,8 @@ import sys
 import tempfile
 import time
 
+from guestsyms import Functions
+
 
 class QMP:
     """A minimal QMP client that keeps the events it reads"""
@@ -263,16 +265,12 @@ def main():
         # the culprit of each: the thread's own STG, in stop_thread()
         binary = os.path.join(os.path.dirname(os.path.abspath(a.initrd)),
                               'smp-stress')
-        nm = subprocess.run(['aarch64-linux-gnu-nm', '-S', '--defined-only',
-                             binary], capture_output=True, text=True).stdout
-        stg_fn = [(int(f[0], 16), int(f[1], 16)) for f in
-                  (l.split() for l in nm.splitlines())
-                  if len(f) == 4 and f[3] == 'stop_thread']
+        functions = Functions(binary)
 
         def wrong_culprit(cpu, kind, wcpu, wpc):
             if kind != 'tag-store' or wcpu != cpu:
                 return 'culprit %s on cpu %s' % (kind, wcpu)
-            if not any(b <= wpc < b + n for b, n in stg_fn):
+            if functions.at(wpc) != 'stop_thread':
                 return 'culprit pc 0x%x not in stop_thread' % wpc
             return None
 

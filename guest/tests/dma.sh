@@ -26,9 +26,11 @@ fail=0
 # host check NAME STG CHECK: judge run NAME (images, console, report,
 # events); prints the TAP line.  Layout and pattern as in virtio-dma.c.
 host() {
-    /usr/bin/python3 - "$@" <<'PY'
-import json, os, re, subprocess, sys
+    PYTHONPATH="$TOP/guest" /usr/bin/python3 - "$@" <<'PY'
+import json, os, re, sys
 from array import array
+
+from guestsyms import Functions
 
 MiB, M64 = 1 << 20, (1 << 64) - 1
 SEED_A, SEED_W, SEED_B, SEED_K, SEED_S = 0xa1, 0xb2, 0xc3, 0xd4, 0xe5
@@ -103,17 +105,8 @@ if stg and check != 'off':
         want_ev = [{'rule': 'data-read-of-tags', 'paddr': pa,
                     'tag-storage-addr': ts, 'accessor': 'dma'}]
 # the culprit each report names: the guest's STG, in mmio_stg()
-binary = os.path.join(os.path.dirname(sys.argv[6]), 'virtio-dma')
-syms = sorted((int(f[0], 16), int(f[1], 16), f[3]) for f in
-              (l.split() for l in subprocess.run(
-                  ['aarch64-linux-gnu-nm', '-S', '--defined-only', binary],
-                  capture_output=True, text=True).stdout.splitlines())
-              if len(f) == 4 and f[2] in 'tT')
-
-
-def function_at(pc):
-    return next((n for a, size, n in syms if a <= pc < a + size), '?')
-
+function_at = Functions(os.path.join(os.path.dirname(sys.argv[6]),
+                                     'virtio-dma')).at
 
 culprits = []
 for i, v in enumerate(viol):

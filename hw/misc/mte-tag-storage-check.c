@@ -141,15 +141,20 @@ char *mte_tag_storage_writer_text(const MTETagStorageWriter *w)
                            who ? who : "", w->seq);
 }
 
+/* An access by a debugger or the monitor (x, xp, pmemsave, gdb's "monitor") */
+static bool debugger_access(MemTxAttrs attrs)
+{
+    return attrs.debug || monitor_cur();
+}
+
 /*
- * True for data reads that only look: the monitor (x, xp, pmemsave, gdb's
- * "monitor" commands), a debugger, or anything while the VM does not run
- * (no device starts DMA then).  They are no violations.
+ * True for data reads that only look: a debugger's or the monitor's, or
+ * anything while the VM does not run (no device starts DMA then).  They
+ * are no violations.
  */
 static bool introspection(MemTxAttrs attrs)
 {
-    return attrs.debug || monitor_cur() ||
-           (!current_cpu && !runstate_is_running());
+    return debugger_access(attrs) || (!current_cpu && !runstate_is_running());
 }
 
 bool mte_tag_storage_checking;
@@ -490,7 +495,7 @@ static MemTxResult checked_write(void *opaque, hwaddr addr, uint64_t data,
     stat64_add(&s->data_writes, 1);
     memset(s->owner + addr, MTE_TAG_STORAGE_BYTE_DATA, size);
     owner_mark(s, addr, size);
-    if (attrs.debug || monitor_cur()) {
+    if (debugger_access(attrs)) {
         record_write(s, s->data_writer, addr, size,
                      MTE_TAG_STORAGE_WRITER_KIND_DEBUGGER, 0, 0);
     } else if (cs) {
