@@ -1,5 +1,6 @@
 # Thin wrapper: the work is done by scripts/.
 .PHONY: all deps prepare build demo shell check patches export check-series \
+        check-each-patch \
         reset-tree bench sanitize sanitize-tsan clean
 
 all: demo
@@ -31,12 +32,17 @@ check: deps
 patches:
 	scripts/update-patches.sh
 
-# One git format-patch series (overlay + patches) in build/export
+# Two git format-patch series (overlay + patches) in build/export:
+# fixes/ (for stable) and feature/ (on top of fixes)
 export:
 	scripts/export-series.sh
 
 check-series:
 	scripts/check-series.sh
+
+# Each patch of both series: checkpatch, build, tests present (slow)
+check-each-patch:
+	scripts/check-each-patch.sh
 
 # Drop commits in build/src that are not in patches/
 reset-tree:

@@ -21,6 +21,7 @@ if [ ! -f "$STOCK/src/.done" ]; then
 fi
 if [ ! -f "$STOCK/obj/build.ninja" ]; then
     say "configuring stock QEMU" >&2
+    setup_gdb
     # shellcheck disable=SC2086
     (cd "$STOCK/obj" && ../src/configure $CONFIGURE_FLAGS) \
         > "$STOCK/configure.log" 2>&1 || die "configure failed, see $STOCK/configure.log"

@@ -1,30 +1,76 @@
 #!/bin/sh
-# Build the exported series one patch at a time (incrementally, in
-# build/each-patch) and run checkpatch.pl on each patch: every patch of
-# the series must build and pass on its own.  Slow: not part of make check.
+# Apply both exported series (fixes, then feature) one patch at a time to
+# pristine QEMU, in build/each-patch, after the repository's local
+# packaging patches: every patch must apply, pass checkpatch.pl, build
+# (incrementally) and pass the tests that exist at that point:
+#   - the series' qtests that the tree has (arm-mte-dirty-test, then the
+#     mte-tag-storage suite), through meson test;
+#   - for a patch that touches target/arm, gdbstub or tests/tcg: the
+#     aarch64 system-mode tcg tests (make run-tcg-tests-aarch64-softmmu),
+#     which include the gdbstub MTE tests when gdb >= 16 is configured.
+# Slow: not part of make check.  Logs in build/each-patch/.
 set -eu
 . "$(dirname "$0")/common.sh"
+setup_gdb
 "$TOP/scripts/export-series.sh" >/dev/null
 work=$BUILD_ROOT/each-patch
 rm -rf "$work"
 mkdir -p "$work/obj"
 git clone -q --no-checkout "$SRC" "$work/src"
 git -C "$work/src" checkout -q -b each "v$QEMU_VERSION"
-for p in "$BUILD_ROOT"/export/0*.patch; do
+for p in "$TOP"/patches/*.patch; do
+    if is_local_patch "$p"; then
+        git -C "$work/src" am -q --keep-cr "$p" ||
+            die "local patch $(basename "$p") does not apply"
+    fi
+done
+
+# run_tests NAME: the tests that exist in the tree at this patch
+run_tests() {
+    obj=$work/obj
+    if [ -f "$work/src/tests/qtest/arm-mte-dirty-test.c" ]; then
+        (cd "$obj" && /usr/bin/python3 -m mesonbuild.mesonmain test \
+            --no-rebuild qtest-aarch64/arm-mte-dirty-test) \
+            > "$work/test.log" 2>&1 ||
+            { tail -n 30 "$work/test.log"; die "$1: arm-mte-dirty-test fails"; }
+        echo "arm-mte-dirty-test"
+    fi
+    if [ -d "$work/src/tests/qtest/mte-tag-storage" ]; then
+        (cd "$obj" && /usr/bin/python3 -m mesonbuild.mesonmain test \
+            --no-rebuild --suite mte-tag-storage) > "$work/test.log" 2>&1 ||
+            { tail -n 30 "$work/test.log"; die "$1: mte-tag-storage suite fails"; }
+        echo "mte-tag-storage suite"
+    fi
+    if git -C "$work/src" show --stat=200 --format= HEAD |
+       grep -qE '^ (target/arm|gdbstub|tests/tcg)/'; then
+        make -C "$obj" run-tcg-tests-aarch64-softmmu > "$work/tcg.log" 2>&1 ||
+            { tail -n 30 "$work/tcg.log"; die "$1: tcg tests fail"; }
+        grep -q 'gdbstub MTE' "$work/tcg.log" && echo "tcg (with gdbstub)" ||
+            echo "tcg"
+    fi
+}
+
+for p in "$BUILD_ROOT"/export/fixes/0*.patch \
+         "$BUILD_ROOT"/export/feature/0*.patch; do
     case "$p" in */0000-cover-letter.patch) continue ;; esac
-    name=$(basename "$p")
+    name=$(basename "$(dirname "$p")")/$(basename "$p")
     git -C "$work/src" am -q --keep-cr "$p" || die "$name does not apply"
     "$SRC/scripts/checkpatch.pl" -q "$p" || die "$name fails checkpatch.pl"
     if [ ! -f "$work/obj/build.ninja" ]; then
         # shellcheck disable=SC2086
         (cd "$work/obj" && ../src/configure $CONFIGURE_FLAGS) \
             > "$work/configure.log" 2>&1 || die "$name: configure failed"
+        link_firmware "$work/obj"
     fi
-    targets=qemu-system-aarch64
-    [ -f "$work/src/tests/qtest/mte-tag-storage-test.c" ] &&
-        targets="$targets tests/qtest/mte-tag-storage/mte-tag-storage-test"
+    targets="qemu-system-aarch64 qemu-img test-plugins"
+    [ -f "$work/src/tests/qtest/arm-mte-dirty-test.c" ] &&
+        targets="$targets tests/qtest/arm-mte-dirty-test"
+    [ -d "$work/src/tests/qtest/mte-tag-storage" ] &&
+        targets="$targets tests/qtest/mte-tag-storage/mte-tag-storage-test
+ tests/qtest/mte-tag-storage/mte-tag-storage-guest.elf"
     # shellcheck disable=SC2086
     ninja -C "$work/obj" $targets > "$work/build.log" 2>&1 ||
         { tail -n 30 "$work/build.log"; die "$name does not build"; }
-    say "$name: applies, passes checkpatch.pl, builds"
+    tests=$(run_tests "$name" | paste -sd, -)
+    say "$name: applies, passes checkpatch.pl, builds${tests:+, passes $tests}"
 done

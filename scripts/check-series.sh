@@ -1,6 +1,7 @@
 #!/bin/sh
-# Check that the exported series applies with git am to a fresh pristine
-# QEMU 10.2.2 and yields exactly the tree we build (patches + overlay).
+# Check that the exported series (fixes/, then feature/) apply with git am
+# to a fresh pristine QEMU 10.2.2 and yield exactly the tree we build
+# (patches + overlay).
 set -eu
 . "$(dirname "$0")/common.sh"
 "$TOP/scripts/export-series.sh" >/dev/null
@@ -14,7 +15,15 @@ git -C "$tmp" init -q
 git -C "$tmp" config gc.auto 0
 git -C "$tmp" add -A -f .
 git -C "$tmp" commit -q -m "pristine QEMU $QEMU_VERSION"
-for p in "$out"/0*.patch; do
+# The local packaging patches first (the build has them), then fixes/
+# and feature/: each must apply to pristine QEMU plus what came before
+for p in "$TOP"/patches/*.patch; do
+    if is_local_patch "$p"; then
+        git -C "$tmp" am -q --keep-cr "$p" ||
+            die "local patch $(basename "$p") does not apply"
+    fi
+done
+for p in "$out"/fixes/0*.patch "$out"/feature/0*.patch; do
     case "$p" in */0000-cover-letter.patch) continue ;; esac
     git -C "$tmp" am -q --keep-cr "$p" || die "$(basename "$p") does not apply to pristine $QEMU_VERSION"
 done
@@ -34,4 +43,4 @@ want=$(GIT_INDEX_FILE=$idx git -C "$SRC" write-tree)
 rm -f "$idx"
 rm -rf "$tmp"
 [ "$got" = "$want" ] || die "exported series gives tree $got, the build uses $want"
-say "exported series ($(ls "$out"/0*.patch | wc -l) files) applies to pristine $QEMU_VERSION and matches the build tree"
+say "exported series ($(ls "$out"/*/0*.patch | wc -l) files) apply to pristine $QEMU_VERSION and matches the build tree"

@@ -47,6 +47,15 @@ private_apt() {
 }
 
 # List overlay files (paths relative to $TOP), one per line
+# is_local_patch PATCH: is PATCH one that patches/local.list keeps out of
+# the exported series?  (The list holds the start of each subject.)
+is_local_patch() {
+    ilp_subject=$(sed -n 's/^Subject: \[PATCH\] //p' "$1")
+    grep -v '^#' "$TOP/patches/local.list" | while read -r ilp_prefix; do
+        case "$ilp_subject" in "$ilp_prefix"*) echo yes ;; esac
+    done | grep -q yes
+}
+
 overlay_files() {
     (cd "$TOP" && for d in $OVERLAY_DIRS; do
         [ -d "$d" ] && find "$d" -type f ! -name '*~' ! -name '.*'
@@ -69,6 +78,14 @@ FIRMWARE_PATH=/usr/lib/ipxe/qemu:/usr/share/qemu-efi-aarch64:/usr/share/qemu
 CONFIGURE_FLAGS="--target-list=aarch64-softmmu --disable-docs
  --python=/usr/bin/python3 --enable-fdt=system --enable-slirp
  --firmwarepath=$FIRMWARE_PATH"
+# The gdb that make check-tcg runs the gdbstub tests with (system-mode MTE
+# needs gdb >= 16): MTS_GDB, else the vendored one (setup_gdb unpacks it)
+if [ -n "${MTS_GDB:-}" ]; then
+    CONFIGURE_FLAGS="$CONFIGURE_FLAGS --gdb=$MTS_GDB"
+elif [ -f "$VENDOR/gdb-16.3-aarch64-elf.tar.xz" ]; then
+    CONFIGURE_FLAGS="$CONFIGURE_FLAGS
+ --gdb=$BUILD_ROOT/gdb-16.3/bin/aarch64-none-elf-gdb"
+fi
 # QEMU's configure names the compiler itself, so meson does not add ccache:
 # use ccache's compiler links when they are installed.
 if [ -x /usr/lib/ccache/gcc ] && [ -z "${MTS_NO_CCACHE:-}" ]; then
@@ -104,6 +121,7 @@ setup_gdb() {
 # configure_once OBJ FLAGS LOG: configure QEMU from $SRC in OBJ, unless it
 # was already configured there with exactly FLAGS
 configure_once() {
+    setup_gdb
     if [ ! -f "$1/build.ninja" ] || [ ! -f "$1/.configure-flags" ] ||
        [ "$(cat "$1/.configure-flags")" != "$2" ]; then
         say "configuring QEMU in $1"

@@ -1,6 +1,12 @@
 #!/bin/sh
-# Export the whole work (overlay files + patches/) as one git format-patch
-# series against v10.2.2, in build/export/, ready for git send-email.
+# Export the work (overlay files + patches/) as two git format-patch
+# series against v10.2.2, ready for git send-email:
+#   build/export/fixes/    fixes to upstream code: the patches with a
+#                          "Fixes:" trailer; applies to pristine v10.2.2
+#   build/export/feature/  the tag storage feature; applies on top of fixes
+# Patches named in patches/local.list (packaging of this repository, such
+# as building from the +ds tarball) are applied by prepare-tree.sh only,
+# and by check-each-patch.sh before the series.
 # Each overlay file joins the patch named for it in patches/overlay.map.
 set -eu
 . "$(dirname "$0")/common.sh"
@@ -19,10 +25,24 @@ say "exporting to $out"
 git clone -q --no-checkout "$SRC" "$work"
 git -C "$work" config gc.auto 0
 git -C "$work" checkout -q -b export "v$QEMU_VERSION"
+series=fixes
+nfixes=0
+nfeature=0
 for p in "$TOP"/patches/*.patch; do
+    if is_local_patch "$p"; then
+        continue
+    fi
+    if grep -q '^Fixes: ' "$p"; then
+        [ "$series" = fixes ] ||
+            die "$(basename "$p") has Fixes: but follows feature patches"
+        nfixes=$((nfixes + 1))
+    else
+        [ "$series" = feature ] || git -C "$work" branch fixes
+        series=feature
+        nfeature=$((nfeature + 1))
+    fi
     git -C "$work" am -q --keep-cr --committer-date-is-author-date "$p"
     subject=$(git -C "$work" log -1 --format=%s)
-    added=
     grep -v '^#' "$map" | while IFS='	' read -r f prefix; do
         case "$subject" in
         "$prefix"*)
@@ -36,20 +56,25 @@ for p in "$TOP"/patches/*.patch; do
         git -C "$work" commit -q --amend --no-edit
     fi
 done
-n=$(ls "$TOP"/patches/*.patch | wc -l)
-git -C "$work" format-patch -q --zero-commit --cover-letter --thread=shallow \
-    -o "$out" "v$QEMU_VERSION..export"
-# Fill in the cover letter from scripts/cover-letter.txt
-cover=$out/0000-cover-letter.patch
-subj=$(head -n1 "$TOP/scripts/cover-letter.txt")
-/usr/bin/python3 - "$cover" "$subj" "$TOP/scripts/cover-letter.txt" <<'PY'
+[ "$series" = feature ] || git -C "$work" branch fixes
+
+# format_series DIR RANGE COVER: one series with its cover letter
+format_series() {
+    git -C "$work" format-patch -q --zero-commit --cover-letter \
+        --thread=shallow -o "$1" "$2"
+    /usr/bin/python3 - "$1/0000-cover-letter.patch" "$3" <<'PY'
 import sys
-path, subj, body_file = sys.argv[1:]
-body = open(body_file).read().split('\n', 1)[1].lstrip('\n')
+path, body_file = sys.argv[1:]
+subj, body = open(body_file).read().split('\n', 1)
 text = open(path).read()
 text = text.replace('*** SUBJECT HERE ***', subj)
-text = text.replace('*** BLURB HERE ***', body.rstrip('\n'))
+text = text.replace('*** BLURB HERE ***', body.strip('\n'))
 open(path, 'w').write(text)
 PY
+}
+format_series "$out/fixes" "v$QEMU_VERSION..fixes" \
+    "$TOP/scripts/cover-letter-fixes.txt"
+format_series "$out/feature" "fixes..export" "$TOP/scripts/cover-letter.txt"
 echo "$(git -C "$work" rev-parse 'HEAD^{tree}')" > "$out/.tree"
-say "exported $n patches and a cover letter to $out"
+say "exported $nfixes fixes to $out/fixes and $nfeature feature patches" \
+    "to $out/feature, each with a cover letter"

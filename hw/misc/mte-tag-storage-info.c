@@ -47,9 +47,22 @@ static MTETagStorageOwner block_owner(MTETagStorageState *s, uint64_t off,
     return MTE_TAG_STORAGE_OWNER_NEVER_WRITTEN;
 }
 
-/* The owners of the blocks of @s in [@base, @end), as runs */
+/*
+ * Runs of blocks that one query-mte-tag-storage reply holds at most, over
+ * all regions: the reply is built under the BQL, and a carveout of 4 GiB
+ * whose owners alternate would otherwise give a million runs.
+ */
+#define BLOCK_RUNS_MAX      4096
+
+/*
+ * The owners of the blocks of @s in [@base, @end), as runs, at most
+ * *@budget of them (which is decreased).  If the budget runs out before
+ * @end, *@next is the address of the first block not described.
+ */
 static MTETagStorageBlocksList *query_blocks(MTETagStorageState *s,
-                                             hwaddr base, hwaddr end)
+                                             hwaddr base, hwaddr end,
+                                             unsigned *budget, bool *has_next,
+                                             uint64_t *next)
 {
     MTETagStorageBlocksList *head = NULL, **tail = &head;
     MTETagStorageBlocks *run = NULL;
@@ -66,6 +79,12 @@ static MTETagStorageBlocksList *query_blocks(MTETagStorageState *s,
             run->size += s->block_size;
             continue;
         }
+        if (*budget == 0) {
+            *has_next = true;
+            *next = s->carveout_base + off;
+            break;
+        }
+        (*budget)--;
         run = g_new0(MTETagStorageBlocks, 1);
         run->base = s->carveout_base + off;
         run->size = s->block_size;
@@ -124,6 +143,7 @@ MTETagStorageInfo *qmp_query_mte_tag_storage(bool has_base, uint64_t base,
     MTETagStorageRegionList **tail;
     MTETagStorageState *s;
     hwaddr end = has_size ? base + size : UINT64_MAX;
+    unsigned budget = BLOCK_RUNS_MAX;
 
     if (QTAILQ_EMPTY(&mte_tag_storages)) {
         error_setg(errp, "this machine has no MTE tag storage");
@@ -177,7 +197,12 @@ MTETagStorageInfo *qmp_query_mte_tag_storage(bool has_base, uint64_t base,
         v->tagged_access_to_tag_storage = stat64_get(&s->violations[2]);
         v->tag_read_of_unwritten = stat64_get(&s->violations[3]);
         if (s->owner && base < cend && end > cbase) {
-            r->blocks = query_blocks(s, base, end);
+            if (budget == 0) {
+                r->has_blocks_next = true;
+                r->blocks_next = MAX(base, cbase);
+            }
+            r->blocks = query_blocks(s, base, end, &budget,
+                                     &r->has_blocks_next, &r->blocks_next);
             if (writers) {
                 r->writers = query_writers(s, base, end);
             }
@@ -240,6 +265,11 @@ void hmp_info_mte_tag_storage(Monitor *mon, const QDict *qdict)
                            b->value->base,
                            b->value->base + b->value->size - 1,
                            MTETagStorageOwner_str(b->value->owner));
+        }
+        if (v->has_blocks_next) {
+            monitor_printf(mon, "  more blocks from 0x%" PRIx64
+                           ": info mte-tag-storage 0x%" PRIx64 "\n",
+                           v->blocks_next, v->blocks_next);
         }
         for (g = v->writers; g; g = g->next) {
             MTETagStorageGranules *run = g->value;

@@ -24,6 +24,7 @@
 #define MAILBOX_MAGIC   0x4d54532d54450000ull
 #define FLAG_TAG_STORAGE 1
 #define FLAG_HOST       2
+#define FLAG_GDB        4
 #define FLAG_CHECK      16
 #define FLAG_RANDOM     32
 #define FLAG_PERSIST    64
@@ -401,9 +402,9 @@ static void guest_launch(Guest *g, const char *machine)
                          g->extra ? g->extra : "");
 }
 
-static void guest_start_opts(Guest *g, const char *machine, uint64_t flags)
+/* Tell the stopped guest program what to do, and let it run */
+static void guest_go(Guest *g, uint64_t flags)
 {
-    guest_launch(g, machine);
     qtest_writeq(g->qts, MAILBOX, MAILBOX_MAGIC | flags);
     qtest_writeq(g->qts, MAILBOX + 8, RAM_BASE);
     qtest_writeq(g->qts, MAILBOX + 16, g->ram_size);
@@ -412,6 +413,12 @@ static void guest_start_opts(Guest *g, const char *machine, uint64_t flags)
     qtest_writeq(g->qts, MAILBOX + 40, g->args[1]);
     qtest_writeq(g->qts, MAILBOX + 64, g->block);
     qtest_qmp_assert_success(g->qts, "{ 'execute': 'cont' }");
+}
+
+static void guest_start_opts(Guest *g, const char *machine, uint64_t flags)
+{
+    guest_launch(g, machine);
+    guest_go(g, flags);
 }
 
 static void guest_start(Guest *g, bool tag_storage, bool host)
@@ -797,6 +804,74 @@ static void assert_stopped_at_access(Guest *g)
 }
 
 #define TAG_BYTE(g, pa) ((g)->carveout + ((pa) - RAM_BASE) / 32)
+
+/* Wait until the VM is in run state @state */
+static void wait_run_state(QTestState *qts, const char *state)
+{
+    for (int i = 0;; i++) {
+        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
+        bool there = !strcmp(qdict_get_str(qdict_get_qdict(rsp, "return"),
+                                           "status"), state);
+
+        qobject_unref(rsp);
+        if (there) {
+            return;
+        }
+        g_assert_cmpint(i, <, 60000);
+        g_usleep(1000);
+    }
+}
+
+/*
+ * QMP mte-tag-fault-stop: the guest program's gdb scenario loads with
+ * logical tag 5 from a granule tagged 3; the VM must stop there, before
+ * the fault reaches the guest, and once stops are off again, continuing
+ * delivers the fault to the guest's handler.
+ */
+static void test_fault_stop_qmp(void)
+{
+    Guest g = {};
+    g_autofree char *info = NULL;
+    g_autofree char *out = NULL;
+
+    guest_launch(&g, "tag-storage=on");
+    qtest_qmp_assert_success(g.qts, "{ 'execute': 'mte-tag-fault-stop',"
+                             "  'arguments': { 'enable': true } }");
+    guest_go(&g, FLAG_TAG_STORAGE | FLAG_GDB);
+    wait_run_state(g.qts, "debug");
+
+    info = qtest_hmp(g.qts, "info mte-tag-fault");
+    if (!strstr(info, "VM stopped before it took effect") ||
+        !strstr(info, "logical tag     0x5") ||
+        !strstr(info, "allocation tag  0x3")) {
+        g_test_message("info mte-tag-fault: %s", info);
+        g_assert_not_reached();
+    }
+    out = wait_serial(&g, "GDB scenario ready");
+    g_assert_null(strstr(out, "GDB fault delivered"));
+
+    qtest_qmp_assert_success(g.qts, "{ 'execute': 'mte-tag-fault-stop',"
+                             "  'arguments': { 'enable': false } }");
+    qtest_qmp_assert_success(g.qts, "{ 'execute': 'cont' }");
+    g_free(wait_serial(&g, "GDB fault delivered"));
+    qtest_quit(g.qts);
+    guest_cleanup(&g);
+}
+
+/* mte-tag-fault-stop explains why it cannot work without MTE tags */
+static void test_fault_stop_no_mte(void)
+{
+    QTestState *qts = qtest_init("-accel tcg -M virt -cpu max -nic none");
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'mte-tag-fault-stop',"
+                           "  'arguments': { 'enable': true } }");
+    QDict *err = qdict_get_qdict(rsp, "error");
+
+    g_assert_nonnull(err);
+    g_assert_cmpstr(qdict_get_str(err, "desc"), ==,
+                    "no CPU has MTE with allocation tags");
+    qobject_unref(rsp);
+    qtest_quit(qts);
+}
 
 /* The rules R1 to R4, as QMP names them */
 #define R1 "tag-read-of-data"
@@ -1214,6 +1289,67 @@ static void test_smp(void)
 }
 
 /* 'writers' needs a bounded range; HMP shows the writers too */
+/* The first region of a query-mte-tag-storage reply from @base */
+static QDict *query_region_from(QTestState *qts, uint64_t base,
+                                QDict **rsp)
+{
+    *rsp = qtest_qmp(qts, "{ 'execute': 'query-mte-tag-storage', "
+                     "'arguments': { 'base': %" PRIu64 " } }", base);
+    return qobject_to(QDict, qlist_peek(qdict_get_qlist(
+                          qdict_get_qdict(*rsp, "return"), "regions")));
+}
+
+/*
+ * A reply holds at most 4096 runs of blocks, and says where to go on.
+ * The carveout of 1 GiB has 8192 blocks of 4 KiB.  Data in blocks 0, 2,
+ * ..., 4094 gives 4095 alternating runs and one never-written run to the
+ * end: 4096, which fit.  Data in block 4096 as well gives 4098 runs: the
+ * reply stops before block 4096, and the next one from there holds the
+ * last two.
+ */
+static void test_blocks_query_pages(void)
+{
+    QTestState *qts = qtest_init("-accel tcg -M virt,mte=on,tag-storage=on,"
+                                 "tag-storage-check=log -cpu max -m 1G -S "
+                                 "-nic none");
+    uint64_t ts = RAM_BASE + GiB;
+    uint64_t next = ts + 4096 * 4096;
+    g_autofree char *hmp = NULL;
+    g_autofree char *more = NULL;
+    QDict *rsp, *region, *run;
+    QList *runs;
+
+    for (uint64_t b = 0; b <= 4094; b += 2) {
+        qtest_writeb(qts, ts + b * 4096, 1);
+    }
+    region = query_region_from(qts, ts, &rsp);
+    g_assert_cmpint(qlist_size(qdict_get_qlist(region, "blocks")), ==, 4096);
+    g_assert(!qdict_haskey(region, "blocks-next"));
+    qobject_unref(rsp);
+
+    qtest_writeb(qts, next, 1);
+    region = query_region_from(qts, ts, &rsp);
+    runs = qdict_get_qlist(region, "blocks");
+    g_assert_cmpint(qlist_size(runs), ==, 4096);
+    g_assert_cmphex(qdict_get_uint(region, "blocks-next"), ==, next);
+    qobject_unref(rsp);
+
+    region = query_region_from(qts, next, &rsp);
+    runs = qdict_get_qlist(region, "blocks");
+    g_assert_cmpint(qlist_size(runs), ==, 2);
+    run = qobject_to(QDict, qlist_peek(runs));
+    g_assert_cmphex(qdict_get_uint(run, "base"), ==, next);
+    g_assert_cmpuint(qdict_get_uint(run, "size"), ==, 4096);
+    g_assert_cmpstr(qdict_get_str(run, "owner"), ==, "data");
+    g_assert(!qdict_haskey(region, "blocks-next"));
+    qobject_unref(rsp);
+
+    hmp = qtest_hmp(qts, "info mte-tag-storage");
+    more = g_strdup_printf("more blocks from 0x%" PRIx64 ":", next);
+    g_assert_nonnull(strstr(hmp, more));
+    qtest_quit(qts);
+}
+
 static void test_writers_query(void)
 {
     QTestState *qts = qtest_init("-accel tcg -M virt,mte=on,tag-storage=on,"
@@ -1902,6 +2038,33 @@ static void test_reset(const void *opaque)
     guest_finish(&g, out);
 }
 
+/*
+ * Tests that run the bare-metal guest program skip without it: meson
+ * leaves MTS_GUEST_ELF unset when it found no aarch64 cross compiler.
+ */
+static void skip_no_guest(void)
+{
+    g_test_skip("no guest program: install an aarch64 cross compiler "
+                "(gcc-aarch64-linux-gnu) and reconfigure");
+}
+
+static void skip_no_guest_data(const void *data)
+{
+    skip_no_guest();
+}
+
+static void add_guest_func(const char *path, GTestFunc fn)
+{
+    qtest_add_func(path, g_getenv("MTS_GUEST_ELF") ? fn : skip_no_guest);
+}
+
+static void add_guest_data_func(const char *path, const void *data,
+                                GTestDataFunc fn)
+{
+    qtest_add_data_func(path, data, g_getenv("MTS_GUEST_ELF") ?
+                        fn : skip_no_guest_data);
+}
+
 int main(int argc, char **argv)
 {
     static const DTCase dt_cases[] = {
@@ -1928,45 +2091,51 @@ int main(int argc, char **argv)
         g_autofree char *name = g_strdup_printf("mte-tag-storage/error/%d", i);
         qtest_add_data_func(name, &err_cases[i], test_error);
     }
-    qtest_add_func("mte-tag-storage/guest/tag-storage-off", test_guest_off);
-    qtest_add_func("mte-tag-storage/guest/tag-storage-on", test_guest_on);
-    qtest_add_func("mte-tag-storage/guest/memdev", test_memdev);
-    qtest_add_data_func("mte-tag-storage/guest/interleave-8k",
+    add_guest_func("mte-tag-storage/guest/tag-storage-off", test_guest_off);
+    add_guest_func("mte-tag-storage/guest/tag-storage-on", test_guest_on);
+    add_guest_func("mte-tag-storage/guest/memdev", test_memdev);
+    add_guest_data_func("mte-tag-storage/guest/interleave-8k",
                         GSIZE_TO_POINTER(8192), test_guest_interleave);
-    qtest_add_data_func("mte-tag-storage/guest/interleave-64k",
+    add_guest_data_func("mte-tag-storage/guest/interleave-64k",
                         GSIZE_TO_POINTER(65536), test_guest_interleave);
-    qtest_add_data_func("mte-tag-storage/check/log", "log", test_check);
-    qtest_add_data_func("mte-tag-storage/check/event", "event", test_check);
-    qtest_add_data_func("mte-tag-storage/check/stop", "stop", test_check);
-    qtest_add_func("mte-tag-storage/check/off", test_check_off);
-    qtest_add_func("mte-tag-storage/check/absent", test_check_absent);
-    qtest_add_data_func("mte-tag-storage/check/dma-bounce-log", "log",
+    add_guest_data_func("mte-tag-storage/check/log", "log", test_check);
+    add_guest_data_func("mte-tag-storage/check/event", "event", test_check);
+    add_guest_data_func("mte-tag-storage/check/stop", "stop", test_check);
+    add_guest_func("mte-tag-storage/check/off", test_check_off);
+    add_guest_func("mte-tag-storage/check/absent", test_check_absent);
+    add_guest_data_func("mte-tag-storage/check/dma-bounce-log", "log",
                         test_check_dma_bounce);
-    qtest_add_data_func("mte-tag-storage/check/dma-bounce-off", "off",
+    add_guest_data_func("mte-tag-storage/check/dma-bounce-off", "off",
                         test_check_dma_bounce);
-    qtest_add_func("mte-tag-storage/check/interleave", test_check_interleave);
-    qtest_add_data_func("mte-tag-storage/check/r4-random", "random", test_r4);
-    qtest_add_data_func("mte-tag-storage/check/r4-zero", "zero", test_r4);
-    qtest_add_func("mte-tag-storage/check/init-random", test_init_random);
-    qtest_add_func("mte-tag-storage/check/smp-culprit", test_smp);
+    add_guest_func("mte-tag-storage/check/interleave", test_check_interleave);
+    add_guest_data_func("mte-tag-storage/check/r4-random", "random", test_r4);
+    add_guest_data_func("mte-tag-storage/check/r4-zero", "zero", test_r4);
+    add_guest_func("mte-tag-storage/check/init-random", test_init_random);
+    add_guest_func("mte-tag-storage/check/smp-culprit", test_smp);
     qtest_add_func("mte-tag-storage/check/writers-query", test_writers_query);
-    qtest_add_func("mte-tag-storage/persist/snapshot", test_snapshot);
-    qtest_add_func("mte-tag-storage/persist/migrate", test_migrate);
-    qtest_add_func("mte-tag-storage/persist/migrate-secure",
+    qtest_add_func("mte-tag-storage/check/blocks-query-pages",
+                   test_blocks_query_pages);
+    add_guest_func("mte-tag-storage/check/fault-stop-qmp",
+                   test_fault_stop_qmp);
+    qtest_add_func("mte-tag-storage/error/fault-stop-no-mte",
+                   test_fault_stop_no_mte);
+    add_guest_func("mte-tag-storage/persist/snapshot", test_snapshot);
+    add_guest_func("mte-tag-storage/persist/migrate", test_migrate);
+    add_guest_func("mte-tag-storage/persist/migrate-secure",
                    test_migrate_secure);
-    qtest_add_data_func("mte-tag-storage/persist/reset", "tag-storage=on",
+    add_guest_data_func("mte-tag-storage/persist/reset", "tag-storage=on",
                         test_reset);
-    qtest_add_data_func("mte-tag-storage/persist/reset-check",
+    add_guest_data_func("mte-tag-storage/persist/reset-check",
                         "tag-storage=on,tag-storage-check=log", test_reset);
-    qtest_add_func("mte-tag-storage/persist/migrate-check-mismatch",
+    add_guest_func("mte-tag-storage/persist/migrate-check-mismatch",
                    test_migrate_check_mismatch);
-    qtest_add_data_func("mte-tag-storage/large/64G", "64", test_large);
-    qtest_add_data_func("mte-tag-storage/large/128G", "128", test_large);
-    qtest_add_data_func("mte-tag-storage/random/tag-storage-on",
+    add_guest_data_func("mte-tag-storage/large/64G", "64", test_large);
+    add_guest_data_func("mte-tag-storage/large/128G", "128", test_large);
+    add_guest_data_func("mte-tag-storage/random/tag-storage-on",
                         GINT_TO_POINTER(1), test_random);
-    qtest_add_data_func("mte-tag-storage/random/tag-storage-off",
+    add_guest_data_func("mte-tag-storage/random/tag-storage-off",
                         GINT_TO_POINTER(0), test_random);
-    qtest_add_data_func("mte-tag-storage/random/interleave",
+    add_guest_data_func("mte-tag-storage/random/interleave",
                         GINT_TO_POINTER(2), test_random);
 
     return g_test_run();
