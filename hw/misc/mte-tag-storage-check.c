@@ -794,4 +794,3 @@ const VMStateDescription vmstate_mte_tag_storage = {
         NULL
     },
 };
-

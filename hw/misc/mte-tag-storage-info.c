@@ -282,4 +282,3 @@ void hmp_info_mte_tag_storage(Monitor *mon, const QDict *qdict)
         }
     }
 }
-
