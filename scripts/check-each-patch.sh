@@ -18,12 +18,7 @@ rm -rf "$work"
 mkdir -p "$work/obj"
 git clone -q --no-checkout "$SRC" "$work/src"
 git -C "$work/src" checkout -q -b each "v$QEMU_VERSION"
-for p in "$TOP"/patches/*.patch; do
-    if is_local_patch "$p"; then
-        git -C "$work/src" am -q --keep-cr "$p" ||
-            die "local patch $(basename "$p") does not apply"
-    fi
-done
+apply_local_patches "$work/src"
 
 # run_tests NAME: the tests that exist in the tree at this patch
 run_tests() {

@@ -17,12 +17,7 @@ git -C "$tmp" add -A -f .
 git -C "$tmp" commit -q -m "pristine QEMU $QEMU_VERSION"
 # The local packaging patches first (the build has them), then fixes/
 # and feature/: each must apply to pristine QEMU plus what came before
-for p in "$TOP"/patches/*.patch; do
-    if is_local_patch "$p"; then
-        git -C "$tmp" am -q --keep-cr "$p" ||
-            die "local patch $(basename "$p") does not apply"
-    fi
-done
+apply_local_patches "$tmp"
 for p in "$out"/fixes/0*.patch "$out"/feature/0*.patch; do
     case "$p" in */0000-cover-letter.patch) continue ;; esac
     git -C "$tmp" am -q --keep-cr "$p" || die "$(basename "$p") does not apply to pristine $QEMU_VERSION"

@@ -56,6 +56,16 @@ is_local_patch() {
     done | grep -q yes
 }
 
+# apply_local_patches DIR: git am the patches of patches/local.list in DIR
+apply_local_patches() {
+    for alp in "$TOP"/patches/*.patch; do
+        if is_local_patch "$alp"; then
+            git -C "$1" am -q --keep-cr "$alp" ||
+                die "local patch $(basename "$alp") does not apply"
+        fi
+    done
+}
+
 overlay_files() {
     (cd "$TOP" && for d in $OVERLAY_DIRS; do
         [ -d "$d" ] && find "$d" -type f ! -name '*~' ! -name '.*'

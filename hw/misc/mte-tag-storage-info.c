@@ -197,10 +197,6 @@ MTETagStorageInfo *qmp_query_mte_tag_storage(bool has_base, uint64_t base,
         v->tagged_access_to_tag_storage = stat64_get(&s->violations[2]);
         v->tag_read_of_unwritten = stat64_get(&s->violations[3]);
         if (s->owner && base < cend && end > cbase) {
-            if (budget == 0) {
-                r->has_blocks_next = true;
-                r->blocks_next = MAX(base, cbase);
-            }
             r->blocks = query_blocks(s, base, end, &budget,
                                      &r->has_blocks_next, &r->blocks_next);
             if (writers) {

@@ -772,27 +772,33 @@ static int drain_events(Guest *g)
     return n;
 }
 
+/*
+ * Wait at most @max_ms until the VM is in run state @state.  Polls rather
+ * than waits for STOP, which would drop other events.
+ */
+static void wait_run_state(QTestState *qts, const char *state, int max_ms)
+{
+    for (int i = 0;; i++) {
+        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
+        bool there = !strcmp(qdict_get_str(qdict_get_qdict(rsp, "return"),
+                                           "status"), state);
+
+        qobject_unref(rsp);
+        if (there) {
+            return;
+        }
+        g_assert_cmpint(i, <, max_ms);
+        g_usleep(1000);
+    }
+}
+
 /* Stopped by check=stop: at the instruction in MAILBOX[6]; resume */
 static void assert_stopped_at_access(Guest *g)
 {
     g_autofree char *regs = NULL;
     g_autofree char *want = NULL;
-    QDict *rsp;
 
-    /* Poll rather than wait for STOP, which would drop other events */
-    for (int i = 0;; i++) {
-        bool stopped;
-
-        rsp = qtest_qmp(g->qts, "{ 'execute': 'query-status' }");
-        stopped = !strcmp(qdict_get_str(qdict_get_qdict(rsp, "return"),
-                                        "status"), "debug");
-        qobject_unref(rsp);
-        if (stopped) {
-            break;
-        }
-        g_assert_cmpint(i, <, 10000);
-        g_usleep(1000);
-    }
+    wait_run_state(g->qts, "debug", 10000);
     regs = qtest_hmp(g->qts, "info registers");
     want = g_strdup_printf("PC=%016" PRIx64,
                            qtest_readq(g->qts, MAILBOX + 48));
@@ -804,23 +810,6 @@ static void assert_stopped_at_access(Guest *g)
 }
 
 #define TAG_BYTE(g, pa) ((g)->carveout + ((pa) - RAM_BASE) / 32)
-
-/* Wait until the VM is in run state @state */
-static void wait_run_state(QTestState *qts, const char *state)
-{
-    for (int i = 0;; i++) {
-        QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-status' }");
-        bool there = !strcmp(qdict_get_str(qdict_get_qdict(rsp, "return"),
-                                           "status"), state);
-
-        qobject_unref(rsp);
-        if (there) {
-            return;
-        }
-        g_assert_cmpint(i, <, 60000);
-        g_usleep(1000);
-    }
-}
 
 /*
  * QMP mte-tag-fault-stop: the guest program's gdb scenario loads with
@@ -838,7 +827,7 @@ static void test_fault_stop_qmp(void)
     qtest_qmp_assert_success(g.qts, "{ 'execute': 'mte-tag-fault-stop',"
                              "  'arguments': { 'enable': true } }");
     guest_go(&g, FLAG_TAG_STORAGE | FLAG_GDB);
-    wait_run_state(g.qts, "debug");
+    wait_run_state(g.qts, "debug", 60000);
 
     info = qtest_hmp(g.qts, "info mte-tag-fault");
     if (!strstr(info, "VM stopped before it took effect") ||
