@@ -157,8 +157,6 @@ static bool introspection(MemTxAttrs attrs)
     return debugger_access(attrs) || (!current_cpu && !runstate_is_running());
 }
 
-bool mte_tag_storage_checking;
-
 static const char *const rule_text[MTE_TAG_STORAGE_RULE__MAX] = {
     [MTE_TAG_STORAGE_RULE_TAG_READ_OF_DATA] =
         "tags read from data-owned tag storage",
@@ -310,7 +308,7 @@ static void owner_mark(MTETagStorageState *s, hwaddr offset, unsigned len)
 static hwaddr data_paddr(MTETagStorageState *s, hwaddr offset)
 {
     return s->tagged_base +
-           mte_tag_storage_interleave(offset, s->interleave_bits) *
+           arm_tag_memory_interleave(offset, s->interleave_bits) *
            MTE_TAG_STORAGE_RATIO;
 }
 
@@ -321,17 +319,19 @@ static inline bool unwritten_random(MTETagStorageState *s, uint8_t owner)
            s->init == MTE_TAG_STORAGE_INIT_RANDOM;
 }
 
-void mte_tag_storage_tag_access(CPUState *cs, MemoryRegion *mr,
-                                hwaddr offset, unsigned len, bool write,
-                                hwaddr paddr, uintptr_t ra)
+bool mte_tag_storage_tag_access(MTETagStorageState *s, CPUState *cs,
+                                MemoryRegion *mr, hwaddr offset, unsigned len,
+                                bool write, hwaddr paddr, uintptr_t ra)
 {
-    MTETagStorageState *s = mte_tag_storage_find(mr, &offset);
     MTETagStorageAccess a = { MTE_TAG_STORAGE_ACCESSOR_CPU, cs, ra };
     uint8_t *owner;
     unsigned i;
 
-    if (!s || !s->owner) {
-        return;  /* hidden tag RAM, e.g. the secure tag space */
+    if (!mte_tag_storage_owns(s, mr, &offset)) {
+        return false;
+    }
+    if (!s->owner) {
+        return true;  /* not checked */
     }
     trace_mte_tag_storage_tag_access(paddr, s->carveout_base + offset, len,
                                      write);
@@ -350,7 +350,7 @@ void mte_tag_storage_tag_access(CPUState *cs, MemoryRegion *mr,
                      cpu ? MTE_TAG_STORAGE_WRITER_KIND_TAG_STORE :
                            MTE_TAG_STORAGE_WRITER_KIND_DEBUGGER,
                      cpu ? access_pc(cs, ra) : 0, cpu ? cs->cpu_index : 0);
-        return;
+        return true;
     }
     if (a.kind == MTE_TAG_STORAGE_ACCESSOR_CPU) {
         stat64_add(&s->tag_reads, 1);
@@ -362,16 +362,17 @@ void mte_tag_storage_tag_access(CPUState *cs, MemoryRegion *mr,
                              MAX(paddr, data_paddr(s, offset + i)),
                              s->carveout_base + offset + i, &a,
                              &s->data_writer[(offset + i) >> GRANULE_BITS]);
-            return;
+            return true;
         }
         if (unwritten_random(s, owner[i])) {
             /* a debugger would show tags nobody set, too */
             report_violation(s, MTE_TAG_STORAGE_RULE_TAG_READ_OF_UNWRITTEN,
                              MAX(paddr, data_paddr(s, offset + i)),
                              s->carveout_base + offset + i, &a, NULL);
-            return;
+            return true;
         }
     }
+    return true;
 }
 
 /*
@@ -398,30 +399,25 @@ static bool r3_replayed(MTETagStorageState *s, CPUState *cs, hwaddr paddr,
     return replay;
 }
 
-bool mte_tag_storage_tagged_carveout(CPUState *cs, hwaddr paddr,
-                                     uintptr_t ra)
+bool mte_tag_storage_tagged_carveout(MTETagStorageState *s, CPUState *cs,
+                                     hwaddr paddr, uintptr_t ra)
 {
-    MTETagStorageState *s;
+    MTETagStorageAccess a = { MTE_TAG_STORAGE_ACCESSOR_CPU, cs, ra };
 
-    QTAILQ_FOREACH(s, &mte_tag_storages, next) {
-        if (s->owner && paddr >= s->carveout_base &&
-            paddr - s->carveout_base < memory_region_size(&s->carveout)) {
-            MTETagStorageAccess a = { MTE_TAG_STORAGE_ACCESSOR_CPU, cs, ra };
-
-            if (current_cpu != cs) {
-                return true;  /* a debugger's probe */
-            }
-            if (ra && r3_replayed(s, cs, paddr, ra)) {
-                return true;
-            }
-            mte_tag_storage_log_self_tagged(s, paddr);
-            report_violation(s,
-                             MTE_TAG_STORAGE_RULE_TAGGED_ACCESS_TO_TAG_STORAGE,
-                             paddr, paddr, &a, NULL);
-            return true;
-        }
+    if (!s->owner || paddr < s->carveout_base ||
+        paddr - s->carveout_base >= memory_region_size(&s->carveout)) {
+        return false;
     }
-    return false;
+    if (current_cpu != cs) {
+        return true;  /* a debugger's probe */
+    }
+    if (ra && r3_replayed(s, cs, paddr, ra)) {
+        return true;
+    }
+    mte_tag_storage_log_self_tagged(s, paddr);
+    report_violation(s, MTE_TAG_STORAGE_RULE_TAGGED_ACCESS_TO_TAG_STORAGE,
+                     paddr, paddr, &a, NULL);
+    return true;
 }
 
 /*
@@ -585,7 +581,6 @@ bool mte_tag_storage_check_realize(MTETagStorageState *s, uint64_t size,
      */
     s->checked.disable_reentrancy_guard = true;
     sysbus_init_mmio(SYS_BUS_DEVICE(s), &s->checked);
-    qatomic_set(&mte_tag_storage_checking, true);
     return true;
 }
 

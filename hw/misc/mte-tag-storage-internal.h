@@ -100,12 +100,13 @@ typedef enum MTETagStorageByteOwner {
 /* Reports (log lines, events) per second; the counters count them all */
 #define MTE_TAG_STORAGE_REPORTS_PER_SEC 20
 
-/* Every realized tag storage, in realize order */
+/* Every realized tag storage, in realize order, for the monitor */
 typedef QTAILQ_HEAD(MTETagStorageList, MTETagStorageState) MTETagStorageList;
 extern MTETagStorageList mte_tag_storages;
 
-/* The tag storage whose RAM is at @offset in @mr; @offset becomes its own */
-MTETagStorageState *mte_tag_storage_find(MemoryRegion *mr, hwaddr *offset);
+/* Is the tag byte at @offset in @mr @s's?  If so @offset becomes its own */
+bool mte_tag_storage_owns(MTETagStorageState *s, MemoryRegion *mr,
+                          hwaddr *offset);
 
 /* Log a Tagged access to @s's carveout at @paddr, once per page */
 void mte_tag_storage_log_self_tagged(MTETagStorageState *s, hwaddr paddr);

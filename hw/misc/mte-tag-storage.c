@@ -113,68 +113,48 @@ void mte_tag_storage_log_self_tagged(MTETagStorageState *s, hwaddr paddr)
     }
 }
 
-bool mte_tag_storage_untagged_access(MemoryRegion *mr, hwaddr paddr)
+bool mte_tag_storage_untagged_access(MTETagStorageState *s, MemoryRegion *mr,
+                                     hwaddr paddr)
 {
-    MTETagStorageState *s;
-
-    s = (MTETagStorageState *)object_dynamic_cast(mr->owner,
-                                                  TYPE_MTE_TAG_STORAGE);
-    if (!s || mr != &s->self_tags) {
+    if (mr != &s->self_tags) {
         return false;
     }
     mte_tag_storage_log_self_tagged(s, paddr);
     return true;
 }
 
-MTETagStorageDirect mte_tag_storage_direct[MTE_TAG_STORAGE_MAX_DIRECT];
-unsigned mte_tag_storage_ndirect;
-
-void mte_tag_storage_add_direct(hwaddr tagged_base, hwaddr tagged_size,
-                                MemoryRegion *tags, hwaddr tags_offset,
-                                unsigned interleave_bits, bool hidden)
+void mte_tag_storage_direct(MTETagStorageState *s, ARMTagMemoryDirect *d)
 {
-    MTETagStorageDirect *d;
-
-    if (mte_tag_storage_ndirect == MTE_TAG_STORAGE_MAX_DIRECT) {
-        /* the helpers translate instead, which cannot interleave */
-        assert(!interleave_bits);
-        return;
-    }
-    d = &mte_tag_storage_direct[mte_tag_storage_ndirect];
-    d->tagged_base = tagged_base;
-    d->tagged_size = tagged_size;
-    d->tags = tags;
-    d->tags_offset = tags_offset;
-    d->interleave_bits = interleave_bits;
-    d->hidden = hidden;
-    /* Publish the entry before the count that makes it visible */
-    qatomic_store_release(&mte_tag_storage_ndirect,
-                          mte_tag_storage_ndirect + 1);
+    *d = (ARMTagMemoryDirect) {
+        .tagged_base = s->tagged_base,
+        .tagged_size = s->tagged_size,
+        .tags = s->ram,
+        .tags_offset = s->ram_offset,
+        .interleave_bits = s->interleave_bits,
+    };
 }
 
+/*
+ * The tag storage devices, for the monitor's commands; nothing on the
+ * CPUs' paths uses this list (they go through the board).
+ */
 MTETagStorageList mte_tag_storages = QTAILQ_HEAD_INITIALIZER(mte_tag_storages);
 
-/* The tag storage whose RAM is at @offset in @mr; @offset becomes its own */
-MTETagStorageState *mte_tag_storage_find(MemoryRegion *mr, hwaddr *offset)
+bool mte_tag_storage_owns(MTETagStorageState *s, MemoryRegion *mr,
+                          hwaddr *offset)
 {
-    MTETagStorageState *s;
-
-    QTAILQ_FOREACH(s, &mte_tag_storages, next) {
-        if (mr == s->ram && *offset - s->ram_offset <
-                            memory_region_size(&s->carveout)) {
-            *offset -= s->ram_offset;
-            return s;
-        }
+    if (mr == s->ram && *offset - s->ram_offset <
+                        memory_region_size(&s->carveout)) {
+        *offset -= s->ram_offset;
+        return true;
     }
-    return NULL;
+    return false;
 }
 
-bool mte_tag_storage_guest_paddr(MemoryRegion *mr, hwaddr offset,
-                                 hwaddr *paddr)
+bool mte_tag_storage_guest_paddr(MTETagStorageState *s, MemoryRegion *mr,
+                                 hwaddr offset, hwaddr *paddr)
 {
-    MTETagStorageState *s = mte_tag_storage_find(mr, &offset);
-
-    if (!s) {
+    if (!mte_tag_storage_owns(s, mr, &offset)) {
         return false;
     }
     *paddr = s->carveout_base + offset;
@@ -286,12 +266,7 @@ static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
             error_setg(errp, "interleave needs a block size of 8 KiB or more");
             return;
         }
-        if (mte_tag_storage_ndirect == MTE_TAG_STORAGE_MAX_DIRECT) {
-            error_setg(errp, "interleave supports at most %d carveouts",
-                       MTE_TAG_STORAGE_MAX_DIRECT);
-            return;
-        }
-        s->interleave_bits = ctz32(s->block_size) - MTE_TAG_STORAGE_UNIT_BITS;
+        s->interleave_bits = ctz32(s->block_size) - ARM_TAG_MEMORY_UNIT_BITS;
     }
     if (s->init != MTE_TAG_STORAGE_INIT_RANDOM && s->init_seed) {
         error_setg(errp, "init-seed needs init=random");
@@ -336,9 +311,6 @@ static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
         return;
     }
     QTAILQ_INSERT_TAIL(&mte_tag_storages, s, next);
-
-    mte_tag_storage_add_direct(s->tagged_base, s->tagged_size, s->ram,
-                               s->ram_offset, s->interleave_bits, false);
 
     memory_region_init_alias(&s->tag_alias, OBJECT(s), "mte-tag-storage.tags",
                              &s->carveout, 0, size);

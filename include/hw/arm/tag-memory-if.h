@@ -1,0 +1,196 @@
+/*
+ * Interface of the object that owns an Arm CPU's allocation tag memory
+ *
+ * Copyright (c) 2026 The mte-tag-storage authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_ARM_TAG_MEMORY_IF_H
+#define HW_ARM_TAG_MEMORY_IF_H
+
+#include "exec/hwaddr.h"
+#include "qemu/host-utils.h"
+#include "qom/object.h"
+
+#define TYPE_ARM_TAG_MEMORY_IF "arm-tag-memory-if"
+typedef struct ARMTagMemoryIfClass ARMTagMemoryIfClass;
+DECLARE_CLASS_CHECKERS(ARMTagMemoryIfClass, ARM_TAG_MEMORY_IF,
+                       TYPE_ARM_TAG_MEMORY_IF)
+#define ARM_TAG_MEMORY_IF(obj) \
+    INTERFACE_CHECK(ARMTagMemoryIf, (obj), TYPE_ARM_TAG_MEMORY_IF)
+
+typedef struct ARMTagMemoryIf ARMTagMemoryIf;
+
+/*
+ * Contract
+ * --------
+ * An Arm CPU with MTE looks up the allocation tag of the 16-byte granule
+ * at physical address P at P / 32 in its tag address space, the region
+ * that the board links as the CPU's "tag-memory" (low nibble for the even
+ * granule, high nibble for the odd one).  A board that keeps those tags in
+ * guest-visible RAM (MTE tag storage that the guest may reuse as data)
+ * makes the owner of that region (memory_region_owner()) implement this
+ * interface.  The CPU finds it once, when it is realized; boards that do
+ * not implement it see no change.
+ *
+ * The implementer offers:
+ *
+ * - A map (get_map), for the TCG fast path: for ranges of tagged RAM, the
+ *   RAM region that holds their non-secure tags, possibly in the permuted
+ *   layout of arm_tag_memory_interleave().  The helpers then look tags up
+ *   there for any security state, without translating through the tag
+ *   address space.  The map belongs to the implementer, lives as long as
+ *   it does, and gains entries only before the machine is ready.
+ *
+ * - Hooks, called on the CPU's thread from the MTE helpers (with a host
+ *   return address @ra) or from a debugger request (@ra is 0):
+ *   untagged_access when the tag address space holds something other than
+ *   RAM for a Tagged access; and, when the map says report_accesses,
+ *   tag_access for each tag access and tagged_io_access for each Tagged
+ *   access to I/O memory.  Hooks given an @ra may report the access and
+ *   may not return (cpu_loop_exit).
+ */
+
+/* Bytes of tagged memory whose tags one tag byte holds */
+#define ARM_TAG_MEMORY_RATIO        32
+
+/* log2 of the tag bytes that interleaving keeps together: a 4 KiB page's */
+#define ARM_TAG_MEMORY_UNIT_BITS    7
+
+/**
+ * arm_tag_memory_interleave: where an interleaved layout puts a tag byte
+ * @offset: offset of the tag byte in a linear layout, (P - base) / 32
+ * @bits: log2 of the number of 128-byte units in a block (0: linear)
+ *
+ * The unit index within the block is bit-reversed; the block, and the
+ * byte within the unit, stay.  The tags of one 4 KiB page remain
+ * contiguous, but those of consecutive pages are spread over the whole
+ * block.  Bit reversal is its own inverse, so this also maps an offset
+ * in the layout back to the linear offset of the data it describes.
+ */
+static inline uint64_t arm_tag_memory_interleave(uint64_t offset,
+                                                 unsigned bits)
+{
+    uint64_t mask = ((1ull << bits) - 1) << ARM_TAG_MEMORY_UNIT_BITS;
+    uint64_t unit = (offset & mask) >> ARM_TAG_MEMORY_UNIT_BITS;
+
+    if (!bits) {
+        return offset;
+    }
+    return (offset & ~mask) |
+           ((revbit64(unit) >> (64 - bits)) << ARM_TAG_MEMORY_UNIT_BITS);
+}
+
+/* Where the tags of one range of tagged RAM are */
+typedef struct ARMTagMemoryDirect {
+    hwaddr tagged_base;
+    hwaddr tagged_size;
+    MemoryRegion *tags;         /* RAM with the tag of P at tags_offset + */
+    hwaddr tags_offset;         /* (P - tagged_base) / 32, interleaved */
+    unsigned interleave_bits;   /* see arm_tag_memory_interleave() */
+    bool hidden;                /* not guest-visible, so it never holds code */
+} ARMTagMemoryDirect;
+
+typedef struct ARMTagMemoryMap {
+    bool report_accesses;       /* call tag_access and tagged_io_access */
+    unsigned count;
+    ARMTagMemoryDirect *entries;
+} ARMTagMemoryMap;
+
+/**
+ * arm_tag_memory_map_add: add a range to @map
+ * @map: the implementer's map
+ * @d: the range; its linear tags (interleave_bits 0) must be where every
+ *     tag address space of the CPUs finds them
+ *
+ * Only before the machine is ready: the CPUs read the map without locks.
+ */
+void arm_tag_memory_map_add(ARMTagMemoryMap *map, const ARMTagMemoryDirect *d);
+
+/**
+ * arm_tag_memory_map_lookup: the entry of @map covering @paddr, or NULL
+ * @map: a map, or NULL for none
+ * @paddr: physical address of tagged data
+ */
+static inline const ARMTagMemoryDirect *
+arm_tag_memory_map_lookup(const ARMTagMemoryMap *map, hwaddr paddr)
+{
+    if (!map) {
+        return NULL;
+    }
+    for (unsigned i = 0; i < map->count; i++) {
+        const ARMTagMemoryDirect *d = &map->entries[i];
+
+        if (paddr - d->tagged_base < d->tagged_size) {
+            return d;
+        }
+    }
+    return NULL;
+}
+
+/* The offset in @d->tags of the tag byte of @paddr, which @d covers */
+static inline hwaddr arm_tag_memory_direct_offset(const ARMTagMemoryDirect *d,
+                                                  hwaddr paddr)
+{
+    return d->tags_offset +
+           arm_tag_memory_interleave((paddr - d->tagged_base) /
+                                     ARM_TAG_MEMORY_RATIO,
+                                     d->interleave_bits);
+}
+
+struct ARMTagMemoryIfClass {
+    InterfaceClass parent_class;
+
+    /* The map; called once per CPU, at realize */
+    const ARMTagMemoryMap *(*get_map)(ARMTagMemoryIf *tm);
+
+    /*
+     * @mr, found in the tag address space for a Tagged access to @paddr,
+     * is not RAM: return true if that is because @paddr is itself tag
+     * storage, which cannot be tagged.  The access is then untagged: LDG
+     * reads tag 0, tag stores are dropped, tag checks pass.
+     */
+    bool (*untagged_access)(ARMTagMemoryIf *tm, MemoryRegion *mr,
+                            hwaddr paddr);
+
+    /*
+     * A Tagged access by @cs to @paddr reached I/O memory: return true if
+     * @paddr is tag storage, whose accesses are then untagged.
+     */
+    bool (*tagged_io_access)(ARMTagMemoryIf *tm, CPUState *cs, hwaddr paddr,
+                             uintptr_t ra);
+
+    /*
+     * @cs accesses @len tag bytes at @offset in @mr (which holds them) for
+     * the data at @paddr; @write for tag stores.
+     */
+    void (*tag_access)(ARMTagMemoryIf *tm, CPUState *cs, MemoryRegion *mr,
+                       hwaddr offset, unsigned len, bool write, hwaddr paddr,
+                       uintptr_t ra);
+
+    /*
+     * For debuggers: if the tag byte at @offset in @mr is guest-visible,
+     * set @paddr to its guest physical address and return true.
+     */
+    bool (*tag_guest_paddr)(ARMTagMemoryIf *tm, MemoryRegion *mr,
+                            hwaddr offset, hwaddr *paddr);
+};
+
+/*
+ * Calls for the CPU: each does nothing (returns false) when @tm is NULL or
+ * does not implement the hook.
+ */
+ARMTagMemoryIf *arm_tag_memory_if_find(MemoryRegion *tag_memory);
+const ARMTagMemoryMap *arm_tag_memory_get_map(ARMTagMemoryIf *tm);
+bool arm_tag_memory_untagged_access(ARMTagMemoryIf *tm, MemoryRegion *mr,
+                                    hwaddr paddr);
+bool arm_tag_memory_tagged_io_access(ARMTagMemoryIf *tm, CPUState *cs,
+                                     hwaddr paddr, uintptr_t ra);
+void arm_tag_memory_tag_access(ARMTagMemoryIf *tm, CPUState *cs,
+                               MemoryRegion *mr, hwaddr offset, unsigned len,
+                               bool write, hwaddr paddr, uintptr_t ra);
+bool arm_tag_memory_tag_guest_paddr(ARMTagMemoryIf *tm, MemoryRegion *mr,
+                                    hwaddr offset, hwaddr *paddr);
+
+#endif
