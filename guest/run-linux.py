@@ -15,43 +15,16 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 from guestsyms import Functions
+from qmp_session import ERRORS, Session
 
 RAM_BASE = 0x40000000
 EVENTS = []                                     # QMP events, as received
-
-
-def qmp_connect(path, deadline):
-    while True:
-        try:
-            s = socket.socket(socket.AF_UNIX)
-            s.connect(path)
-            break
-        except OSError:
-            if time.time() > deadline:
-                raise
-            time.sleep(0.05)
-    f = s.makefile('rw')
-    json.loads(f.readline())                    # greeting
-    qmp(f, 'qmp_capabilities')
-    return s, f
-
-
-def qmp(f, cmd, **args):
-    f.write(json.dumps({'execute': cmd, 'arguments': args}) + '\n')
-    f.flush()
-    while True:
-        msg = json.loads(f.readline())
-        if 'return' in msg or 'error' in msg:
-            return msg
-        if 'event' in msg:
-            EVENTS.append(msg)
 
 
 def check_culprits(err, function, binary):
@@ -149,18 +122,18 @@ def main():
     ok = True
     rss = 0
     try:
-        s, f = qmp_connect(sock, start + 20)
+        mon = Session(sock, start + 20, proc)
         if random_init:
-            info = qmp(f, 'query-mte-tag-storage')['return']
+            info = mon.cmd('query-mte-tag-storage')['return']
             base = info['regions'][0]['carveout-base']
             size = sum(r['carveout-size'] for r in info['regions'])
-            qmp(f, 'pmemsave', val=base, size=size, filename=dump)
+            mon.cmd('pmemsave', val=base, size=size, filename=dump)
             initial = open(dump, 'rb').read()
-            qmp(f, 'cont')
+            mon.cmd('cont')
         while True:
-            st = qmp(f, 'query-status')['return']['status']
+            st = mon.cmd('query-status')['return']['status']
             if record:
-                info = qmp(f, 'query-mte-tag-storage')['return']
+                info = mon.cmd('query-mte-tag-storage')['return']
                 record.write(json.dumps({'t': time.time() - start,
                                          'info': info}) + '\n')
             if st == 'shutdown' or st == 'guest-panicked':
@@ -180,7 +153,7 @@ def main():
         host = ''
         if a.expect_violations and ok:
             # before pmemsave, whose reads of tags would count as R2
-            info = qmp(f, 'query-mte-tag-storage')['return']
+            info = mon.cmd('query-mte-tag-storage')['return']
             r = info['regions'][0]
             v = r['violations']
             rules = ['tag-read-of-data', 'data-read-of-tags',
@@ -197,12 +170,12 @@ def main():
             if got != a.expect_violations or r['tag-writes'] == 0:
                 ok = False
         # the host's view of the carveouts: one per NUMA node, contiguous
-        regions = qmp(f, 'query-mte-tag-storage').get('return',
-                                                      {}).get('regions')
+        regions = mon.cmd('query-mte-tag-storage').get('return',
+                                                       {}).get('regions')
         if m and ok and regions:
             base = regions[0]['carveout-base']
             size = sum(r['carveout-size'] for r in regions)
-            qmp(f, 'pmemsave', val=base, size=size, filename=dump)
+            mon.cmd('pmemsave', val=base, size=size, filename=dump)
             data = open(dump, 'rb').read()
             allowed = bytearray(size)
             for pfn, n in re.findall(r'^TAGGED ([0-9a-f]+) (\d+)$', console,
@@ -236,8 +209,9 @@ def main():
                          '%s, set by STG in the guest, then byte 0 written '
                          'through /dev/mem): %s' % (probe.group(2),
                          probe.group(1), data[at:at + 16].hex(' ')))
-        qmp(f, 'quit')
-    except (OSError, ValueError) as e:
+        EVENTS.extend(mon.events())
+        mon.quit()
+    except ERRORS as e:
         print('FAIL: %s' % e)
         ok = False
         elapsed = time.time() - start

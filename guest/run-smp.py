@@ -21,71 +21,15 @@ CPU it names.
 
 Prints a report; exit 0 on PASS."""
 import argparse
-import json
 import os
 import re
-import select
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 from guestsyms import Functions
-
-
-class QMP:
-    """A minimal QMP client that keeps the events it reads"""
-
-    def __init__(self, path, deadline):
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)
-        self.buf = b''
-        self.events = []
-        self.read(None)                             # greeting
-        self.cmd('qmp_capabilities')
-
-    def read(self, timeout):
-        """The next message, or None after @timeout seconds without one"""
-        while b'\n' not in self.buf:
-            r, _, _ = select.select([self.sock], [], [], timeout)
-            if not r:
-                return None
-            data = self.sock.recv(65536)
-            if not data:
-                raise OSError('QMP connection closed')
-            self.buf += data
-        line, self.buf = self.buf.split(b'\n', 1)
-        return json.loads(line)
-
-    def next_event(self, timeout):
-        """The next event, read earlier or now, or None"""
-        if self.events:
-            return self.events.pop(0)
-        msg = self.read(timeout)
-        if msg is not None and 'event' not in msg:
-            raise ValueError('unexpected QMP message %s' % msg)
-        return msg
-
-    def cmd(self, cmd, **args):
-        self.sock.sendall((json.dumps({'execute': cmd, 'arguments': args}) +
-                           '\n').encode())
-        while True:
-            msg = self.read(120)
-            if msg is None:
-                raise OSError('no answer to %s in 120 s' % cmd)
-            if 'event' in msg:
-                self.events.append(msg)
-            elif 'return' in msg or 'error' in msg:
-                return msg
+from qmp_session import ERRORS, Session
 
 
 def cpu_pcs(q):
@@ -146,24 +90,23 @@ def main():
     if a.stop_reads:
         limit = a.max_stops or 2 * a.smp * a.stop_reads + 20
     try:
-        q = QMP(sock, start + 30)
+        q = Session(sock, start + 30, proc)
         window = []         # violations since the last cont
         done = False
         while not done:
             if time.time() > deadline:
                 problems.append('guest did not finish in %d s' % a.timeout)
                 break
-            ev = q.next_event(0.2)
+            ev = q.event(0.2)
             if ev is None:
                 # nothing new: poll, in case an event was missed
                 st = q.cmd('query-status')['return']['status']
                 if st in ('shutdown', 'guest-panicked'):
                     break
-                if q.events:
-                    continue        # events came with the answer
-                if st == 'debug':
+                ev = q.event(0)     # one that came with the answer
+                if ev is None and st == 'debug':
                     ev = {'event': 'STOP'}
-                else:
+                elif ev is None:
                     continue
             name = ev['event']
             if name == 'MTE_TAG_STORAGE_VIOLATION':
@@ -201,10 +144,10 @@ def main():
             if a.expect_violations or a.stop_reads or a.log_reads:
                 info = q.cmd('query-mte-tag-storage')['return']
                 counters = info['regions'][0]['violations']
-            q.cmd('quit')
-        except (OSError, ValueError, KeyError) as e:
+            q.quit()
+        except ERRORS + (KeyError,) as e:
             problems.append('final QMP: %s' % e)
-    except (OSError, ValueError) as e:
+    except ERRORS as e:
         problems.append('QMP: %s' % e)
     finally:
         try:

@@ -96,52 +96,37 @@ boot() {
     shift 3
     rm -f "$logs/$b_name.console" "$logs/$b_name.host"
     b_rc=0
-    /usr/bin/python3 - "$TIMEOUT" "$logs/$b_name.host" "$QEMU_BIN" \
+    MTS_GUEST="$TOP/guest" /usr/bin/python3 - "$TIMEOUT" \
+        "$logs/$b_name.host" "$QEMU_BIN" \
         -M "virt,mte=on$b_machine" -cpu max,pauth-impdef=on -m 1G \
         -display none -monitor none -no-reboot "$@" \
         -serial "file:$logs/$b_name.console" -kernel "$kernel" \
         -append "console=ttyAMA0 panic=-1 kasan.mode=$b_mode kasan.fault=report kunit.filter_glob=kasan kunit_shutdown=poweroff" \
         > "$logs/$b_name.stderr" 2>&1 <<'PY' || b_rc=$?
-import json, os, socket, subprocess, sys, tempfile, time
+import json, os, subprocess, sys, tempfile, time
+sys.path.insert(0, os.environ['MTS_GUEST'])
+from qmp_session import ERRORS, Session
 timeout, host = int(sys.argv[1]), sys.argv[2]
 tmp = tempfile.mkdtemp(prefix='mts-kasan-')
 path = os.path.join(tmp, 'qmp.sock')
 proc = subprocess.Popen(sys.argv[3:] + [
     '-no-shutdown', '-qmp', 'unix:%s,server=on,wait=off' % path])
 deadline = time.time() + timeout
-def qmp(f, cmd):
-    f.write(json.dumps({'execute': cmd}) + '\n')
-    f.flush()
-    while True:
-        msg = json.loads(f.readline())
-        if 'return' in msg or 'error' in msg:
-            return msg
 rc = 0
 try:
-    s = socket.socket(socket.AF_UNIX)
-    while True:
-        try:
-            s.connect(path)
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                raise
-            time.sleep(0.05)
-    f = s.makefile('rw')
-    json.loads(f.readline())
-    qmp(f, 'qmp_capabilities')
-    while qmp(f, 'query-status')['return']['status'] not in (
+    mon = Session(path, deadline, proc)
+    while mon.cmd('query-status')['return']['status'] not in (
             'shutdown', 'guest-panicked', 'internal-error'):
         if time.time() > deadline:
             print('timeout: the guest ran for %d s' % timeout)
             rc = 124
             break
         time.sleep(0.2)
-    r = qmp(f, 'query-mte-tag-storage')
+    r = mon.cmd('query-mte-tag-storage')
     with open(host, 'w') as out:
         json.dump(r.get('return', r), out)
-    qmp(f, 'quit')
-except (OSError, ValueError) as e:
+    mon.quit()
+except ERRORS as e:
     print('qmp: %s' % e)
     rc = 1
 try:

@@ -56,11 +56,11 @@ typedef struct MTETagStorageCpuState {
 static MTETagStorageCpuState *cpu_state(MTETagStorageState *s, CPUState *cs)
 {
     gpointer key = GINT_TO_POINTER(cs->cpu_index);
-    MTETagStorageCpuState *c = g_hash_table_lookup(s->cpu_state, key);
+    MTETagStorageCpuState *c = g_hash_table_lookup(s->chk.cpu_state, key);
 
     if (!c) {
         c = g_new0(MTETagStorageCpuState, 1);
-        g_hash_table_insert(s->cpu_state, key, c);
+        g_hash_table_insert(s->chk.cpu_state, key, c);
     }
     return c;
 }
@@ -74,7 +74,7 @@ static void record_write(MTETagStorageState *s, MTETagStorageWriterRecord *map,
                          hwaddr offset, unsigned len,
                          MTETagStorageWriterKind kind, vaddr pc, unsigned who)
 {
-    uint64_t seq = qatomic_fetch_inc(&s->write_seq) + 1;
+    uint64_t seq = qatomic_fetch_inc(&s->chk.write_seq) + 1;
     uint64_t info = seq << WRITER_SEQ_SHIFT |
                     (uint64_t)(kind + 1) << WRITER_KIND_SHIFT |
                     (who & WRITER_WHO_MASK);
@@ -198,22 +198,22 @@ static bool report_allowed(MTETagStorageState *s)
     int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
     bool allowed;
 
-    QEMU_LOCK_GUARD(&s->report_lock);
-    if (now - s->report_window >= 1000) {
-        if (s->reports_suppressed) {
+    QEMU_LOCK_GUARD(&s->chk.report_lock);
+    if (now - s->chk.report_window >= 1000) {
+        if (s->chk.reports_suppressed) {
             warn_report("mte-tag-storage: %" PRIu32 " more violation reports "
                         "suppressed (see query-mte-tag-storage for counts)",
-                        s->reports_suppressed);
+                        s->chk.reports_suppressed);
         }
-        s->report_window = now;
-        s->reports_in_window = 0;
-        s->reports_suppressed = 0;
+        s->chk.report_window = now;
+        s->chk.reports_in_window = 0;
+        s->chk.reports_suppressed = 0;
     }
-    allowed = s->reports_in_window < MTE_TAG_STORAGE_REPORTS_PER_SEC;
+    allowed = s->chk.reports_in_window < MTE_TAG_STORAGE_REPORTS_PER_SEC;
     if (allowed) {
-        s->reports_in_window++;
+        s->chk.reports_in_window++;
     } else {
-        s->reports_suppressed++;
+        s->chk.reports_suppressed++;
     }
     return allowed;
 }
@@ -238,18 +238,18 @@ static void report_violation(MTETagStorageState *s, MTETagStorageRule rule,
         MTETagStorageCpuState *c;
         bool rerun;
 
-        qemu_mutex_lock(&s->report_lock);
+        qemu_mutex_lock(&s->chk.report_lock);
         c = cpu_state(s, cs);
         rerun = c->stopped && c->stopped_pc == pc && c->stopped_addr == ts_addr;
         c->stopped = false;
-        qemu_mutex_unlock(&s->report_lock);
+        qemu_mutex_unlock(&s->chk.report_lock);
         if (rerun) {
             /* The instruction this CPU stopped at runs again: let it pass */
             return;
         }
     }
 
-    stat64_add(&s->violations[rule], 1);
+    stat64_add(&s->chk.violations[rule], 1);
     w = writer ? mte_tag_storage_writer_info(writer) : NULL;
     trace_mte_tag_storage_violation(MTETagStorageRule_str(rule), paddr,
                                     ts_addr, pc, w ? w->seq : 0,
@@ -280,12 +280,12 @@ static void report_violation(MTETagStorageState *s, MTETagStorageRule rule,
         MTETagStorageCpuState *c;
 
         /* Leave the CPU loop as a debug stop, at the instruction */
-        qemu_mutex_lock(&s->report_lock);
+        qemu_mutex_lock(&s->chk.report_lock);
         c = cpu_state(s, cs);
         c->stopped = true;
         c->stopped_pc = pc;
         c->stopped_addr = ts_addr;
-        qemu_mutex_unlock(&s->report_lock);
+        qemu_mutex_unlock(&s->chk.report_lock);
         cpu_restore_state(cs, a->ra);
         cs->exception_index = EXCP_DEBUG;
         cpu_loop_exit(cs);
@@ -298,8 +298,8 @@ static void owner_mark(MTETagStorageState *s, hwaddr offset, unsigned len)
     uint64_t last = (offset + len - 1) >> OWNER_CHUNK_BITS;
 
     for (uint64_t c = first; c <= last; c++) {
-        if (!test_bit(c, s->owner_written)) {
-            set_bit_atomic(c, s->owner_written);
+        if (!test_bit(c, s->chk.owner_written)) {
+            set_bit_atomic(c, s->chk.owner_written);
         }
     }
 }
@@ -330,12 +330,12 @@ bool mte_tag_storage_tag_access(MTETagStorageState *s, CPUState *cs,
     if (!mte_tag_storage_owns(s, mr, &offset)) {
         return false;
     }
-    if (!s->owner) {
+    if (!s->chk.owner) {
         return true;  /* not checked */
     }
     trace_mte_tag_storage_tag_access(paddr, s->carveout_base + offset, len,
                                      write);
-    owner = s->owner + offset;
+    owner = s->chk.owner + offset;
     if (current_cpu != cs) {
         /* a debugger, from outside the vCPU thread */
         a.kind = MTE_TAG_STORAGE_ACCESSOR_DEBUGGER;
@@ -343,17 +343,17 @@ bool mte_tag_storage_tag_access(MTETagStorageState *s, CPUState *cs,
     if (write) {
         bool cpu = a.kind == MTE_TAG_STORAGE_ACCESSOR_CPU;
 
-        stat64_add(&s->tag_writes, 1);
+        stat64_add(&s->chk.tag_writes, 1);
         memset(owner, MTE_TAG_STORAGE_BYTE_TAG, len);
         owner_mark(s, offset, len);
-        record_write(s, s->tag_writer, offset, len,
+        record_write(s, s->chk.tag_writer, offset, len,
                      cpu ? MTE_TAG_STORAGE_WRITER_KIND_TAG_STORE :
                            MTE_TAG_STORAGE_WRITER_KIND_DEBUGGER,
                      cpu ? access_pc(cs, ra) : 0, cpu ? cs->cpu_index : 0);
         return true;
     }
     if (a.kind == MTE_TAG_STORAGE_ACCESSOR_CPU) {
-        stat64_add(&s->tag_reads, 1);
+        stat64_add(&s->chk.tag_reads, 1);
     }
     for (i = 0; i < len; i++) {
         if (owner[i] == MTE_TAG_STORAGE_BYTE_DATA &&
@@ -361,7 +361,7 @@ bool mte_tag_storage_tag_access(MTETagStorageState *s, CPUState *cs,
             report_violation(s, MTE_TAG_STORAGE_RULE_TAG_READ_OF_DATA,
                              MAX(paddr, data_paddr(s, offset + i)),
                              s->carveout_base + offset + i, &a,
-                             &s->data_writer[(offset + i) >> GRANULE_BITS]);
+                             &s->chk.data_writer[(offset + i) >> GRANULE_BITS]);
             return true;
         }
         if (unwritten_random(s, owner[i])) {
@@ -389,7 +389,7 @@ static bool r3_replayed(MTETagStorageState *s, CPUState *cs, hwaddr paddr,
     MTETagStorageCpuState *c;
     bool replay;
 
-    QEMU_LOCK_GUARD(&s->report_lock);
+    QEMU_LOCK_GUARD(&s->chk.report_lock);
     c = cpu_state(s, cs);
     replay = cs->neg.can_do_io && c->r3_pending && c->r3_pc == pc &&
              c->r3_paddr == paddr;
@@ -404,7 +404,7 @@ bool mte_tag_storage_tagged_carveout(MTETagStorageState *s, CPUState *cs,
 {
     MTETagStorageAccess a = { MTE_TAG_STORAGE_ACCESSOR_CPU, cs, ra };
 
-    if (!s->owner || paddr < s->carveout_base ||
+    if (!s->chk.owner || paddr < s->carveout_base ||
         paddr - s->carveout_base >= memory_region_size(&s->carveout)) {
         return false;
     }
@@ -444,15 +444,15 @@ static MemTxResult checked_read(void *opaque, hwaddr addr, uint64_t *data,
                                 unsigned size, MemTxAttrs attrs)
 {
     MTETagStorageState *s = opaque;
-    uint8_t *owner = s->owner + addr;
-    bool written = test_bit(addr >> OWNER_CHUNK_BITS, s->owner_written) ||
+    uint8_t *owner = s->chk.owner + addr;
+    bool written = test_bit(addr >> OWNER_CHUNK_BITS, s->chk.owner_written) ||
                    test_bit((addr + size - 1) >> OWNER_CHUNK_BITS,
-                            s->owner_written);
+                            s->chk.owner_written);
     unsigned i;
 
     trace_mte_tag_storage_data_access(s->carveout_base + addr, size, false);
-    stat64_add(&s->data_reads, 1);
-    if (!written && s->owner_covers_ram) {
+    stat64_add(&s->chk.data_reads, 1);
+    if (!written && s->chk.owner_covers_ram) {
         /*
          * Nothing wrote here since reset: no owners, and zero RAM.  Touch
          * neither, or a dump of a large carveout makes both resident.
@@ -471,7 +471,7 @@ static MemTxResult checked_read(void *opaque, hwaddr addr, uint64_t *data,
             report_violation(s, MTE_TAG_STORAGE_RULE_DATA_READ_OF_TAGS,
                              data_paddr(s, addr + i),
                              s->carveout_base + addr + i, &a,
-                             &s->tag_writer[(addr + i) >> GRANULE_BITS]);
+                             &s->chk.tag_writer[(addr + i) >> GRANULE_BITS]);
             break;
         }
     }
@@ -488,18 +488,18 @@ static MemTxResult checked_write(void *opaque, hwaddr addr, uint64_t data,
     CPUState *cs = data_access_cpu(attrs, &ra);
 
     trace_mte_tag_storage_data_access(s->carveout_base + addr, size, true);
-    stat64_add(&s->data_writes, 1);
-    memset(s->owner + addr, MTE_TAG_STORAGE_BYTE_DATA, size);
+    stat64_add(&s->chk.data_writes, 1);
+    memset(s->chk.owner + addr, MTE_TAG_STORAGE_BYTE_DATA, size);
     owner_mark(s, addr, size);
     if (debugger_access(attrs)) {
-        record_write(s, s->data_writer, addr, size,
+        record_write(s, s->chk.data_writer, addr, size,
                      MTE_TAG_STORAGE_WRITER_KIND_DEBUGGER, 0, 0);
     } else if (cs) {
-        record_write(s, s->data_writer, addr, size,
+        record_write(s, s->chk.data_writer, addr, size,
                      MTE_TAG_STORAGE_WRITER_KIND_DATA_STORE,
                      access_pc(cs, ra), cs->cpu_index);
     } else {
-        record_write(s, s->data_writer, addr, size,
+        record_write(s, s->chk.data_writer, addr, size,
                      MTE_TAG_STORAGE_WRITER_KIND_DMA, 0, attrs.requester_id);
     }
     stn_le_p((uint8_t *)memory_region_get_ram_ptr(&s->carveout) + addr, size,
@@ -558,20 +558,20 @@ bool mte_tag_storage_check_realize(MTETagStorageState *s, uint64_t size,
                                    Error **errp)
 {
     /* Data accesses go through checked_ops; tag accesses do not */
-    s->owner = owner_map_new(size, errp);
-    if (!s->owner) {
+    s->chk.owner = owner_map_new(size, errp);
+    if (!s->chk.owner) {
         return false;
     }
-    s->owner_size = size;
+    s->chk.owner_size = size;
     /* A 16-byte record per 16-byte granule: each map has @size bytes */
-    s->tag_writer = (MTETagStorageWriterRecord *)owner_map_new(size,
+    s->chk.tag_writer = (MTETagStorageWriterRecord *)owner_map_new(size,
                                                                errp);
-    s->data_writer = s->tag_writer ?
+    s->chk.data_writer = s->chk.tag_writer ?
         (MTETagStorageWriterRecord *)owner_map_new(size, errp) : NULL;
-    if (!s->data_writer) {
+    if (!s->chk.data_writer) {
         return false;
     }
-    s->owner_written = bitmap_new(size >> OWNER_CHUNK_BITS);
+    s->chk.owner_written = bitmap_new(size >> OWNER_CHUNK_BITS);
     memory_region_init_io(&s->checked, OBJECT(s), &checked_ops, s,
                           "mte-tag-storage.checked", size);
     /*
@@ -587,61 +587,61 @@ bool mte_tag_storage_check_realize(MTETagStorageState *s, uint64_t size,
 /* The checker's part of a reset: no owners, no writers, no counts */
 void mte_tag_storage_check_reset(MTETagStorageState *s)
 {
-    owner_map_clear(s->owner, s->owner_size);
-    owner_map_clear((uint8_t *)s->tag_writer, s->owner_size);
-    owner_map_clear((uint8_t *)s->data_writer, s->owner_size);
-    bitmap_zero(s->owner_written, s->owner_size >> OWNER_CHUNK_BITS);
-    s->owner_covers_ram = !s->memdev &&
+    owner_map_clear(s->chk.owner, s->chk.owner_size);
+    owner_map_clear((uint8_t *)s->chk.tag_writer, s->chk.owner_size);
+    owner_map_clear((uint8_t *)s->chk.data_writer, s->chk.owner_size);
+    bitmap_zero(s->chk.owner_written, s->chk.owner_size >> OWNER_CHUNK_BITS);
+    s->chk.owner_covers_ram = !s->memdev &&
                           s->init != MTE_TAG_STORAGE_INIT_RANDOM;
-    qatomic_set(&s->write_seq, 0);
-    stat64_set(&s->tag_reads, 0);
-    stat64_set(&s->tag_writes, 0);
-    stat64_set(&s->data_reads, 0);
-    stat64_set(&s->data_writes, 0);
+    qatomic_set(&s->chk.write_seq, 0);
+    stat64_set(&s->chk.tag_reads, 0);
+    stat64_set(&s->chk.tag_writes, 0);
+    stat64_set(&s->chk.data_reads, 0);
+    stat64_set(&s->chk.data_writes, 0);
     for (int i = 0; i < MTE_TAG_STORAGE_RULE__MAX; i++) {
-        stat64_set(&s->violations[i], 0);
+        stat64_set(&s->chk.violations[i], 0);
     }
-    g_hash_table_remove_all(s->cpu_state);
+    g_hash_table_remove_all(s->chk.cpu_state);
 }
 
 /* Free what mte_tag_storage_check_realize() allocated */
 void mte_tag_storage_check_finalize(MTETagStorageState *s)
 {
-    if (s->owner) {
-        qemu_anon_ram_free(s->owner, s->owner_size);
+    if (s->chk.owner) {
+        qemu_anon_ram_free(s->chk.owner, s->chk.owner_size);
     }
-    if (s->tag_writer) {
-        qemu_anon_ram_free(s->tag_writer, s->owner_size);
+    if (s->chk.tag_writer) {
+        qemu_anon_ram_free(s->chk.tag_writer, s->chk.owner_size);
     }
-    if (s->data_writer) {
-        qemu_anon_ram_free(s->data_writer, s->owner_size);
+    if (s->chk.data_writer) {
+        qemu_anon_ram_free(s->chk.data_writer, s->chk.owner_size);
     }
-    g_free(s->owner_written);
+    g_free(s->chk.owner_written);
 }
 
 static bool check_needed(void *opaque)
 {
     MTETagStorageState *s = opaque;
 
-    return s->owner != NULL;
+    return s->chk.owner != NULL;
 }
 
 static Stat64 *counter(MTETagStorageState *s, int i)
 {
-    Stat64 *rw[] = { &s->tag_reads, &s->tag_writes, &s->data_reads,
-                     &s->data_writes };
+    Stat64 *rw[] = { &s->chk.tag_reads, &s->chk.tag_writes, &s->chk.data_reads,
+                     &s->chk.data_writes };
 
-    return i < ARRAY_SIZE(rw) ? rw[i] : &s->violations[i - ARRAY_SIZE(rw)];
+    return i < ARRAY_SIZE(rw) ? rw[i] : &s->chk.violations[i - ARRAY_SIZE(rw)];
 }
 
 static int check_pre_save(void *opaque)
 {
     MTETagStorageState *s = opaque;
 
-    for (int i = 0; i < ARRAY_SIZE(s->mig_counts); i++) {
-        s->mig_counts[i] = stat64_get(counter(s, i));
+    for (int i = 0; i < ARRAY_SIZE(s->chk.mig_counts); i++) {
+        s->chk.mig_counts[i] = stat64_get(counter(s, i));
     }
-    s->mig_check = s->check;
+    s->chk.mig_check = s->check;
     return 0;
 }
 
@@ -649,8 +649,8 @@ static int check_pre_load(void *opaque)
 {
     MTETagStorageState *s = opaque;
 
-    QEMU_LOCK_GUARD(&s->report_lock);
-    g_hash_table_remove_all(s->cpu_state);
+    QEMU_LOCK_GUARD(&s->chk.report_lock);
+    g_hash_table_remove_all(s->chk.cpu_state);
     return 0;
 }
 
@@ -658,8 +658,8 @@ static int check_post_load(void *opaque, int version_id)
 {
     MTETagStorageState *s = opaque;
 
-    for (int i = 0; i < ARRAY_SIZE(s->mig_counts); i++) {
-        stat64_set(counter(s, i), s->mig_counts[i]);
+    for (int i = 0; i < ARRAY_SIZE(s->chk.mig_counts); i++) {
+        stat64_set(counter(s, i), s->chk.mig_counts[i]);
     }
     return 0;
 }
@@ -677,16 +677,16 @@ static int owners_put(QEMUFile *f, void *pv, size_t size,
 {
     MTETagStorageState *s = pv;
 
-    qemu_put_be64(f, s->owner_size);
-    for (uint64_t off = 0; off < s->owner_size; off += OWNERS_PAGE) {
-        uint64_t len = MIN(OWNERS_PAGE, s->owner_size - off);
+    qemu_put_be64(f, s->chk.owner_size);
+    for (uint64_t off = 0; off < s->chk.owner_size; off += OWNERS_PAGE) {
+        uint64_t len = MIN(OWNERS_PAGE, s->chk.owner_size - off);
 
-        if (test_bit(off >> OWNER_CHUNK_BITS, s->owner_written) &&
-            !buffer_is_zero(s->owner + off, len)) {
+        if (test_bit(off >> OWNER_CHUNK_BITS, s->chk.owner_written) &&
+            !buffer_is_zero(s->chk.owner + off, len)) {
             qemu_put_be64(f, off);
-            qemu_put_buffer(f, s->owner + off, len);
-            qemu_put_buffer(f, (uint8_t *)s->tag_writer + off, len);
-            qemu_put_buffer(f, (uint8_t *)s->data_writer + off, len);
+            qemu_put_buffer(f, s->chk.owner + off, len);
+            qemu_put_buffer(f, (uint8_t *)s->chk.tag_writer + off, len);
+            qemu_put_buffer(f, (uint8_t *)s->chk.data_writer + off, len);
         }
     }
     qemu_put_be64(f, OWNERS_END);
@@ -702,7 +702,7 @@ static int mte_tag_storage_post_load(void *opaque, int version_id)
      * no owner accounts for (a source with init=random or without the
      * checker), so read it from now on
      */
-    s->owner_covers_ram = false;
+    s->chk.owner_covers_ram = false;
     return 0;
 }
 
@@ -712,36 +712,36 @@ static int owners_get(QEMUFile *f, void *pv, size_t size,
     MTETagStorageState *s = pv;
     uint64_t src_size = qemu_get_be64(f), off;
 
-    if (!s->owner) {
+    if (!s->chk.owner) {
         error_report("mte-tag-storage: the migration source runs "
                      "tag-storage-check=%s, this destination "
                      "tag-storage-check=off: use the same setting on both",
-                     MTETagStorageCheck_str(s->mig_check));
+                     MTETagStorageCheck_str(s->chk.mig_check));
         return -EINVAL;
     }
-    if (src_size != s->owner_size) {
+    if (src_size != s->chk.owner_size) {
         error_report("mte-tag-storage: the migration source has 0x%" PRIx64
                      " bytes of tag storage, this destination 0x%" PRIx64
                      ": use the same -m and NUMA layout on both", src_size,
-                     s->owner_size);
+                     s->chk.owner_size);
         return -EINVAL;
     }
-    owner_map_clear(s->owner, s->owner_size);
-    owner_map_clear((uint8_t *)s->tag_writer, s->owner_size);
-    owner_map_clear((uint8_t *)s->data_writer, s->owner_size);
-    bitmap_zero(s->owner_written, s->owner_size >> OWNER_CHUNK_BITS);
+    owner_map_clear(s->chk.owner, s->chk.owner_size);
+    owner_map_clear((uint8_t *)s->chk.tag_writer, s->chk.owner_size);
+    owner_map_clear((uint8_t *)s->chk.data_writer, s->chk.owner_size);
+    bitmap_zero(s->chk.owner_written, s->chk.owner_size >> OWNER_CHUNK_BITS);
     while ((off = qemu_get_be64(f)) != OWNERS_END) {
-        uint64_t len = MIN(OWNERS_PAGE, s->owner_size - off);
+        uint64_t len = MIN(OWNERS_PAGE, s->chk.owner_size - off);
 
-        if (off % OWNERS_PAGE || off >= s->owner_size) {
+        if (off % OWNERS_PAGE || off >= s->chk.owner_size) {
             error_report("mte-tag-storage: bad owner map offset 0x%" PRIx64
                          " in the migration stream", off);
             return -EINVAL;
         }
-        qemu_get_buffer(f, s->owner + off, len);
-        qemu_get_buffer(f, (uint8_t *)s->tag_writer + off, len);
-        qemu_get_buffer(f, (uint8_t *)s->data_writer + off, len);
-        set_bit(off >> OWNER_CHUNK_BITS, s->owner_written);
+        qemu_get_buffer(f, s->chk.owner + off, len);
+        qemu_get_buffer(f, (uint8_t *)s->chk.tag_writer + off, len);
+        qemu_get_buffer(f, (uint8_t *)s->chk.data_writer + off, len);
+        set_bit(off >> OWNER_CHUNK_BITS, s->chk.owner_written);
     }
     return qemu_file_get_error(f);
 }
@@ -762,10 +762,10 @@ static const VMStateDescription vmstate_mte_tag_storage_check = {
     .pre_load = check_pre_load,
     .post_load = check_post_load,
     .fields = (const VMStateField[]) {
-        VMSTATE_UINT8(mig_check, MTETagStorageState),
-        VMSTATE_UINT64_ARRAY(mig_counts, MTETagStorageState,
+        VMSTATE_UINT8(chk.mig_check, MTETagStorageState),
+        VMSTATE_UINT64_ARRAY(chk.mig_counts, MTETagStorageState,
                              4 + MTE_TAG_STORAGE_RULE__MAX),
-        VMSTATE_UINT64(write_seq, MTETagStorageState),
+        VMSTATE_UINT64(chk.write_seq, MTETagStorageState),
         {
             .name = "owners",
             .info = &vmstate_info_owners,

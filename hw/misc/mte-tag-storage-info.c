@@ -28,9 +28,9 @@ static MTETagStorageOwner block_owner(MTETagStorageState *s, uint64_t off,
     bool data = false, tag = false;
 
     for (uint64_t c = off; c < off + len; c += 1 << OWNER_CHUNK_BITS) {
-        const uint8_t *owner = s->owner + c;
+        const uint8_t *owner = s->chk.owner + c;
 
-        if (test_bit(c >> OWNER_CHUNK_BITS, s->owner_written)) {
+        if (test_bit(c >> OWNER_CHUNK_BITS, s->chk.owner_written)) {
             data |= !!memchr(owner, MTE_TAG_STORAGE_BYTE_DATA,
                              1 << OWNER_CHUNK_BITS);
             tag |= !!memchr(owner, MTE_TAG_STORAGE_BYTE_TAG,
@@ -113,10 +113,10 @@ static MTETagStorageGranulesList *query_writers(MTETagStorageState *s,
     for (uint64_t g = first; g < last; g++) {
         /* Unwritten chunks have no records, and need not become resident */
         bool written = test_bit((g << GRANULE_BITS) >> OWNER_CHUNK_BITS,
-                                s->owner_written);
+                                s->chk.owner_written);
 
-        t = written ? &s->tag_writer[g] : &none;
-        d = written ? &s->data_writer[g] : &none;
+        t = written ? &s->chk.tag_writer[g] : &none;
+        d = written ? &s->chk.data_writer[g] : &none;
         if (run && mte_tag_storage_writer_equal(t, prev_t) &&
             mte_tag_storage_writer_equal(d, prev_d)) {
             run->size += 1 << GRANULE_BITS;
@@ -187,16 +187,16 @@ MTETagStorageInfo *qmp_query_mte_tag_storage(bool has_base, uint64_t base,
         r->tagged_size = s->tagged_size;
         r->carveout_base = cbase;
         r->carveout_size = cend - cbase;
-        r->tag_reads = stat64_get(&s->tag_reads);
-        r->tag_writes = stat64_get(&s->tag_writes);
-        r->data_reads = stat64_get(&s->data_reads);
-        r->data_writes = stat64_get(&s->data_writes);
+        r->tag_reads = stat64_get(&s->chk.tag_reads);
+        r->tag_writes = stat64_get(&s->chk.tag_writes);
+        r->data_reads = stat64_get(&s->chk.data_reads);
+        r->data_writes = stat64_get(&s->chk.data_writes);
         r->violations = v = g_new0(MTETagStorageViolations, 1);
-        v->tag_read_of_data = stat64_get(&s->violations[0]);
-        v->data_read_of_tags = stat64_get(&s->violations[1]);
-        v->tagged_access_to_tag_storage = stat64_get(&s->violations[2]);
-        v->tag_read_of_unwritten = stat64_get(&s->violations[3]);
-        if (s->owner && base < cend && end > cbase) {
+        v->tag_read_of_data = stat64_get(&s->chk.violations[0]);
+        v->data_read_of_tags = stat64_get(&s->chk.violations[1]);
+        v->tagged_access_to_tag_storage = stat64_get(&s->chk.violations[2]);
+        v->tag_read_of_unwritten = stat64_get(&s->chk.violations[3]);
+        if (s->chk.owner && base < cend && end > cbase) {
             r->blocks = query_blocks(s, base, end, &budget,
                                      &r->has_blocks_next, &r->blocks_next);
             if (writers) {

@@ -42,21 +42,11 @@ typedef struct MTETagStorageWriterRecord {
  */
 #define OWNER_CHUNK_BITS 12
 
-
-struct MTETagStorageState {
-    SysBusDevice parent_obj;
-
-    MemoryRegion carveout;   /* the tag storage: RAM, or alias of memdev */
-    MemoryRegion *ram;       /* the RAM region holding it ... */
-    hwaddr ram_offset;       /* ... from this offset */
-    MemoryRegion checked;    /* the carveout as seen by data accesses */
-    MemoryRegion tag_alias;  /* the carveout, seen from the tag space */
-    MemoryRegion self_tags;  /* tags of the carveout itself: none */
-    unsigned long *self_tag_reported;  /* carveout pages already logged */
-    bool ran;                /* past the reset that creates the machine */
-    QTAILQ_ENTRY(MTETagStorageState) next;
-
-    /* reuse checker, used when check != MTE_TAG_STORAGE_CHECK_OFF */
+/*
+ * The reuse checker's state (mte-tag-storage-check.c), used when check
+ * is not MTE_TAG_STORAGE_CHECK_OFF: owner is then not NULL.
+ */
+typedef struct MTETagStorageChecker {
     uint8_t *owner;          /* MTETagStorageByteOwner per carveout byte, */
     uint64_t owner_size;     /* anonymous memory: untouched pages cost none */
     /* last tag and data writes per 16-byte granule, anonymous memory too */
@@ -73,6 +63,23 @@ struct MTETagStorageState {
     uint32_t reports_in_window;
     uint32_t reports_suppressed;
     GHashTable *cpu_state;   /* cpu_index -> MTETagStorageCpuState */
+} MTETagStorageChecker;
+
+struct MTETagStorageState {
+    SysBusDevice parent_obj;
+
+    MemoryRegion carveout;   /* the tag storage: RAM, or alias of memdev */
+    MemoryRegion *ram;       /* the RAM region holding it ... */
+    hwaddr ram_offset;       /* ... from this offset */
+    MemoryRegion checked;    /* the carveout as seen by data accesses */
+    MemoryRegion tag_alias;  /* the carveout, seen from the tag space */
+    MemoryRegion self_tags;  /* tags of the carveout itself: none */
+    unsigned long *self_tag_reported;  /* carveout pages already logged */
+    bool ran;                /* past the reset that creates the machine */
+    QTAILQ_ENTRY(MTETagStorageState) next;
+
+    /* the reuse checker, when check is not off */
+    MTETagStorageChecker chk;
 
     /* properties */
     uint64_t tagged_base;

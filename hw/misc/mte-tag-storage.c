@@ -253,32 +253,32 @@ void mte_tag_storage_fdt_populate(MTETagStorageState *s, void *fdt)
     }
 }
 
-static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
+/* Realize, 1: the properties make a carveout we can model */
+static bool check_properties(MTETagStorageState *s, Error **errp)
 {
-    MTETagStorageState *s = MTE_TAG_STORAGE(dev);
-    uint64_t size = mte_tag_storage_carveout_size(s->tagged_size);
-
     if (!mte_tag_storage_check_geometry(s->tagged_size, s->block_size, errp)) {
-        return;
+        return false;
     }
-    if (s->interleave) {
-        if (s->block_size < 2 * MTE_TAG_STORAGE_MIN_BLOCK) {
-            error_setg(errp, "interleave needs a block size of 8 KiB or more");
-            return;
-        }
-        s->interleave_bits = ctz32(s->block_size) - ARM_TAG_MEMORY_UNIT_BITS;
+    if (s->interleave && s->block_size < 2 * MTE_TAG_STORAGE_MIN_BLOCK) {
+        error_setg(errp, "interleave needs a block size of 8 KiB or more");
+        return false;
     }
     if (s->init != MTE_TAG_STORAGE_INIT_RANDOM && s->init_seed) {
         error_setg(errp, "init-seed needs init=random");
-        return;
+        return false;
     }
     if (s->tagged_base % MTE_TAG_STORAGE_RATIO ||
         s->carveout_base % (2 * MiB)) {
         error_setg(errp, "tagged-base must be 32-byte and carveout-base "
                    "2 MiB aligned");
-        return;
+        return false;
     }
+    return true;
+}
 
+/* Realize, 2: the RAM of the carveout, our own or the user's backend */
+static bool init_carveout(MTETagStorageState *s, uint64_t size, Error **errp)
+{
     if (s->memdev) {
         /* The user's memory backend, which the board made migratable */
         s->ram = host_memory_backend_get_memory(s->memdev);
@@ -288,7 +288,7 @@ static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
             error_setg(errp, "memdev is too small for a carveout of 0x%"
                        PRIx64 " bytes at offset 0x%" PRIx64, size,
                        s->ram_offset);
-            return;
+            return false;
         }
         memory_region_init_alias(&s->carveout, OBJECT(s), "mte-tag-storage",
                                  s->ram, s->ram_offset, size);
@@ -300,24 +300,51 @@ static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
 
         if (!memory_region_init_ram(&s->carveout, OBJECT(s), name, size,
                                     errp)) {
-            return;
+            return false;
         }
         s->ram = &s->carveout;
         s->ram_offset = 0;
     }
+    return true;
+}
+
+/*
+ * Realize, 3: the regions the board maps: the carveout for data accesses
+ * (sysbus MMIO 0: the RAM itself, or the checker's view of it), and for
+ * the tag address space, the carveout as tags and the non-RAM stand-in
+ * for the tags of the carveout itself
+ */
+static void init_views(MTETagStorageState *s, uint64_t size)
+{
     if (s->check == MTE_TAG_STORAGE_CHECK_OFF) {
         sysbus_init_mmio(SYS_BUS_DEVICE(s), &s->carveout);
-    } else if (!mte_tag_storage_check_realize(s, size, errp)) {
-        return;
     }
-    QTAILQ_INSERT_TAIL(&mte_tag_storages, s, next);
-
     memory_region_init_alias(&s->tag_alias, OBJECT(s), "mte-tag-storage.tags",
                              &s->carveout, 0, size);
     memory_region_init_io(&s->self_tags, OBJECT(s), &self_tags_ops, s,
                           "mte-tag-storage.self-tags",
                           size / MTE_TAG_STORAGE_RATIO);
     s->self_tag_reported = bitmap_new(size >> qemu_target_page_bits());
+}
+
+static void mte_tag_storage_realize(DeviceState *dev, Error **errp)
+{
+    MTETagStorageState *s = MTE_TAG_STORAGE(dev);
+    uint64_t size = mte_tag_storage_carveout_size(s->tagged_size);
+
+    if (!check_properties(s, errp) || !init_carveout(s, size, errp)) {
+        return;
+    }
+    if (s->interleave) {
+        s->interleave_bits = ctz32(s->block_size) - ARM_TAG_MEMORY_UNIT_BITS;
+    }
+    /* The checker maps its view of the carveout as sysbus MMIO 0 */
+    if (s->check != MTE_TAG_STORAGE_CHECK_OFF &&
+        !mte_tag_storage_check_realize(s, size, errp)) {
+        return;
+    }
+    init_views(s, size);
+    QTAILQ_INSERT_TAIL(&mte_tag_storages, s, next);
 
     trace_mte_tag_storage_realize(s->tagged_base, s->tagged_size,
                                   s->carveout_base, size, s->block_size,
@@ -352,7 +379,7 @@ static void random_fill(MTETagStorageState *s)
     uint64_t size = memory_region_size(&s->carveout);
     g_autofree uint8_t *buf = NULL;
 
-    if (!s->ran || s->owner) {
+    if (!s->ran || s->chk.owner) {
         for (uint64_t off = 0; off < size; off += 8) {
             stq_le_p(host + off, random_word(s->init_seed,
                                              s->carveout_base + off));
@@ -386,12 +413,12 @@ static void zero_fill(MTETagStorageState *s)
          * map, so only marked pages can hold non-zero bytes; reading the
          * others would make them resident for nothing.
          */
-        if ((s->owner_covers_ram &&
-             !test_bit(off >> OWNER_CHUNK_BITS, s->owner_written)) ||
+        if ((s->chk.owner_covers_ram &&
+             !test_bit(off >> OWNER_CHUNK_BITS, s->chk.owner_written)) ||
             buffer_is_zero(host + off, page)) {
             continue;
         }
-        if (s->owner) {
+        if (s->chk.owner) {
             /* Through checked_ops, code from here is never cached */
             memset(host + off, 0, page);
             memory_region_set_dirty(s->ram, s->ram_offset + off, page);
@@ -426,12 +453,12 @@ static void mte_tag_storage_reset_hold(Object *obj, ResetType type)
     if (!s->ran) {
         /* The reset that creates the machine: nothing was checked yet */
         s->ran = true;
-        s->owner_covers_ram = s->owner && !s->memdev && !random;
+        s->chk.owner_covers_ram = s->chk.owner && !s->memdev && !random;
         trace_mte_tag_storage_reset(s->carveout_base, size,
                                     MTETagStorageInit_str(s->init));
         return;
     }
-    if (s->owner) {
+    if (s->chk.owner) {
         mte_tag_storage_check_reset(s);
     }
     bitmap_zero(s->self_tag_reported, size >> qemu_target_page_bits());
@@ -448,16 +475,16 @@ static void mte_tag_storage_finalize(Object *obj)
         QTAILQ_REMOVE(&mte_tag_storages, s, next);
     }
     mte_tag_storage_check_finalize(s);
-    g_hash_table_destroy(s->cpu_state);
-    qemu_mutex_destroy(&s->report_lock);
+    g_hash_table_destroy(s->chk.cpu_state);
+    qemu_mutex_destroy(&s->chk.report_lock);
 }
 
 static void mte_tag_storage_init(Object *obj)
 {
     MTETagStorageState *s = MTE_TAG_STORAGE(obj);
 
-    qemu_mutex_init(&s->report_lock);
-    s->cpu_state = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+    qemu_mutex_init(&s->chk.report_lock);
+    s->chk.cpu_state = g_hash_table_new_full(NULL, NULL, NULL, g_free);
 }
 
 static const PropertyInfo prop_info_binding = {
