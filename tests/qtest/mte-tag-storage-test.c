@@ -817,25 +817,73 @@ static void assert_stopped_at_access(Guest *g)
  * the fault reaches the guest, and once stops are off again, continuing
  * delivers the fault to the guest's handler.
  */
-static void test_fault_stop_qmp(void)
+/*
+ * The documented interleaved layout: within each block, the 128-byte
+ * units (the tags of one 4 KiB page each) are in bit-reversed order
+ */
+static uint64_t interleaved_offset(uint64_t offset, uint64_t block)
 {
+    uint64_t units = block / 128, unit = offset % block / 128, rev = 0;
+
+    for (uint64_t in = 1, out = units / 2; out; in <<= 1, out >>= 1) {
+        if (unit & in) {
+            rev |= out;
+        }
+    }
+    return offset - offset % block + rev * 128 + offset % 128;
+}
+
+/*
+ * mte-tag-fault-stop from QMP stops the VM before the fault takes effect,
+ * and "info mte-tag-fault" names the carveout byte that holds the tag,
+ * linear or interleaved (opaque: the block size, 0 for linear)
+ */
+static void test_fault_stop_qmp(const void *opaque)
+{
+    uint64_t block = GPOINTER_TO_SIZE(opaque);
+    g_autofree char *machine = block ?
+        g_strdup_printf("tag-storage=on,tag-storage-interleave=on,"
+                        "tag-storage-block-size=%" PRIu64, block) :
+        g_strdup("tag-storage=on");
     Guest g = {};
     g_autofree char *info = NULL;
     g_autofree char *out = NULL;
+    g_autofree char *want = NULL;
+    const char *pa;
+    uint64_t paddr, offset;
 
-    guest_launch(&g, "tag-storage=on");
+    guest_launch(&g, machine);
     qtest_qmp_assert_success(g.qts, "{ 'execute': 'mte-tag-fault-stop',"
                              "  'arguments': { 'enable': true } }");
     guest_go(&g, FLAG_TAG_STORAGE | FLAG_GDB);
     wait_run_state(g.qts, "debug", 60000);
 
     info = qtest_hmp(g.qts, "info mte-tag-fault");
+    pa = strstr(info, "physical addr   0x");
     if (!strstr(info, "VM stopped before it took effect") ||
         !strstr(info, "logical tag     0x5") ||
-        !strstr(info, "allocation tag  0x3")) {
+        !strstr(info, "allocation tag  0x3") || !pa) {
         g_test_message("info mte-tag-fault: %s", info);
         g_assert_not_reached();
     }
+    paddr = g_ascii_strtoull(pa + strlen("physical addr   0x"), NULL, 16);
+    offset = (paddr - RAM_BASE) / 32;
+    if (block) {
+        offset = interleaved_offset(offset, block);
+        /* the test means something only if the layouts differ here */
+        g_assert_cmphex(offset, !=, (paddr - RAM_BASE) / 32);
+    }
+    want = g_strdup_printf("tag byte        guest PA 0x%" PRIx64 ", %s nibble",
+                           g.carveout + offset,
+                           (paddr >> 4) & 1 ? "high" : "low");
+    if (!strstr(info, want)) {
+        g_test_message("info mte-tag-fault: %s", info);
+        g_test_message("expected: %s", want);
+        g_assert_not_reached();
+    }
+    /* and that byte holds the allocation tag */
+    g_assert_cmphex(qtest_readb(g.qts, g.carveout + offset) >>
+                    ((paddr >> 4) & 1 ? 4 : 0) & 0xf, ==, 0x3);
     out = wait_serial(&g, "GDB scenario ready");
     g_assert_null(strstr(out, "GDB fault delivered"));
 
@@ -2104,8 +2152,10 @@ int main(int argc, char **argv)
     qtest_add_func("mte-tag-storage/check/writers-query", test_writers_query);
     qtest_add_func("mte-tag-storage/check/blocks-query-pages",
                    test_blocks_query_pages);
-    add_guest_func("mte-tag-storage/check/fault-stop-qmp",
-                   test_fault_stop_qmp);
+    add_guest_data_func("mte-tag-storage/check/fault-stop-qmp",
+                        GSIZE_TO_POINTER(0), test_fault_stop_qmp);
+    add_guest_data_func("mte-tag-storage/check/fault-stop-qmp-interleave",
+                        GSIZE_TO_POINTER(65536), test_fault_stop_qmp);
     qtest_add_func("mte-tag-storage/error/fault-stop-no-mte",
                    test_fault_stop_no_mte);
     add_guest_func("mte-tag-storage/persist/snapshot", test_snapshot);
