@@ -19,7 +19,7 @@
 #define MiB             (UINT64_C(1024) * 1024)
 #define GiB             (1024 * MiB)
 
-/* Must match tests/tcg/aarch64/mte-tag-storage/mte-tag-storage-guest.c */
+/* Must match tests/tcg/aarch64/system/mte-tag-storage/mte-tag-storage-guest.c */
 #define MAILBOX         0x40400000ull
 #define MAILBOX_MAGIC   0x4d54532d54450000ull
 #define FLAG_TAG_STORAGE 1
