@@ -18,55 +18,28 @@ void arm_tag_memory_map_add(ARMTagMemoryMap *map, const ARMTagMemoryDirect *d)
     map->entries[map->count++] = *d;
 }
 
-ARMTagMemoryIf *arm_tag_memory_if_find(MemoryRegion *tag_memory)
+void arm_tag_memory_map_init(ARMTagMemoryMap *map, Object *owner)
+{
+    *map = (ARMTagMemoryMap) {
+        .owner = ARM_TAG_MEMORY_IF(owner),
+        .hooks = ARM_TAG_MEMORY_IF_GET_CLASS(owner),
+    };
+}
+
+const ARMTagMemoryMap *arm_tag_memory_find_map(MemoryRegion *tag_memory)
 {
     Object *owner = memory_region_owner(tag_memory);
+    const ARMTagMemoryMap *map;
+    ARMTagMemoryIfClass *k;
 
-    return (ARMTagMemoryIf *)object_dynamic_cast(owner,
-                                                 TYPE_ARM_TAG_MEMORY_IF);
-}
-
-const ARMTagMemoryMap *arm_tag_memory_get_map(ARMTagMemoryIf *tm)
-{
-    ARMTagMemoryIfClass *k = tm ? ARM_TAG_MEMORY_IF_GET_CLASS(tm) : NULL;
-
-    return k && k->get_map ? k->get_map(tm) : NULL;
-}
-
-bool arm_tag_memory_untagged_access(ARMTagMemoryIf *tm, MemoryRegion *mr,
-                                    hwaddr paddr)
-{
-    ARMTagMemoryIfClass *k = tm ? ARM_TAG_MEMORY_IF_GET_CLASS(tm) : NULL;
-
-    return k && k->untagged_access && k->untagged_access(tm, mr, paddr);
-}
-
-bool arm_tag_memory_tagged_io_access(ARMTagMemoryIf *tm, CPUState *cs,
-                                     hwaddr paddr, uintptr_t ra)
-{
-    ARMTagMemoryIfClass *k = tm ? ARM_TAG_MEMORY_IF_GET_CLASS(tm) : NULL;
-
-    return k && k->tagged_io_access && k->tagged_io_access(tm, cs, paddr, ra);
-}
-
-void arm_tag_memory_tag_access(ARMTagMemoryIf *tm, CPUState *cs,
-                               MemoryRegion *mr, hwaddr offset, unsigned len,
-                               bool write, hwaddr paddr, uintptr_t ra)
-{
-    ARMTagMemoryIfClass *k = tm ? ARM_TAG_MEMORY_IF_GET_CLASS(tm) : NULL;
-
-    if (k && k->tag_access) {
-        k->tag_access(tm, cs, mr, offset, len, write, paddr, ra);
+    if (!object_dynamic_cast(owner, TYPE_ARM_TAG_MEMORY_IF)) {
+        return NULL;
     }
-}
-
-bool arm_tag_memory_tag_guest_paddr(ARMTagMemoryIf *tm, MemoryRegion *mr,
-                                    hwaddr offset, hwaddr *paddr)
-{
-    ARMTagMemoryIfClass *k = tm ? ARM_TAG_MEMORY_IF_GET_CLASS(tm) : NULL;
-
-    return k && k->tag_guest_paddr && k->tag_guest_paddr(tm, mr, offset,
-                                                         paddr);
+    k = ARM_TAG_MEMORY_IF_GET_CLASS(owner);
+    map = k->get_map ? k->get_map(ARM_TAG_MEMORY_IF(owner)) : NULL;
+    /* its hooks, for arm_tag_memory_tag_access() and the others */
+    assert(!map || map->hooks);
+    return map;
 }
 
 static const TypeInfo arm_tag_memory_if_info = {

@@ -111,9 +111,20 @@ typedef enum MTETagStorageByteOwner {
 typedef QTAILQ_HEAD(MTETagStorageList, MTETagStorageState) MTETagStorageList;
 extern MTETagStorageList mte_tag_storages;
 
-/* Is the tag byte at @offset in @mr @s's?  If so @offset becomes its own */
-bool mte_tag_storage_owns(MTETagStorageState *s, MemoryRegion *mr,
-                          hwaddr *offset);
+/*
+ * Is the tag byte at @offset in @mr @s's?  If so @offset becomes its own.
+ * On the path of every tag access while the checker runs.
+ */
+static inline bool mte_tag_storage_owns(MTETagStorageState *s,
+                                        MemoryRegion *mr, hwaddr *offset)
+{
+    if (mr == s->ram && *offset - s->ram_offset <
+                        mte_tag_storage_carveout_size(s->tagged_size)) {
+        *offset -= s->ram_offset;
+        return true;
+    }
+    return false;
+}
 
 /* Log a Tagged access to @s's carveout at @paddr, once per page */
 void mte_tag_storage_log_self_tagged(MTETagStorageState *s, hwaddr paddr);

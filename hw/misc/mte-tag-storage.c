@@ -140,17 +140,6 @@ void mte_tag_storage_direct(MTETagStorageState *s, ARMTagMemoryDirect *d)
  */
 MTETagStorageList mte_tag_storages = QTAILQ_HEAD_INITIALIZER(mte_tag_storages);
 
-bool mte_tag_storage_owns(MTETagStorageState *s, MemoryRegion *mr,
-                          hwaddr *offset)
-{
-    if (mr == s->ram && *offset - s->ram_offset <
-                        memory_region_size(&s->carveout)) {
-        *offset -= s->ram_offset;
-        return true;
-    }
-    return false;
-}
-
 bool mte_tag_storage_guest_paddr(MTETagStorageState *s, MemoryRegion *mr,
                                  hwaddr offset, hwaddr *paddr)
 {

@@ -31,8 +31,9 @@ typedef struct ARMTagMemoryIf ARMTagMemoryIf;
  * granule, high nibble for the odd one).  A board that keeps those tags in
  * guest-visible RAM (MTE tag storage that the guest may reuse as data)
  * makes the owner of that region (memory_region_owner()) implement this
- * interface.  The CPU finds it once, when it is realized; boards that do
- * not implement it see no change.
+ * interface.  The CPU asks it for its map once, when it is realized, and
+ * then goes through the map only; boards that do not implement the
+ * interface see no change.
  *
  * The implementer offers:
  *
@@ -41,7 +42,9 @@ typedef struct ARMTagMemoryIf ARMTagMemoryIf;
  *   layout of arm_tag_memory_interleave().  The helpers then look tags up
  *   there for any security state, without translating through the tag
  *   address space.  The map belongs to the implementer, lives as long as
- *   it does, and gains entries only before the machine is ready.
+ *   it does, is initialised with arm_tag_memory_map_init() and gains
+ *   entries only before the machine is ready.  It also leads to the hooks,
+ *   so that calling one costs no QOM lookup.
  *
  * - Hooks, called on the CPU's thread from the MTE helpers (with a host
  *   return address @ra) or from a debugger request (@ra is 0):
@@ -96,7 +99,16 @@ typedef struct ARMTagMemoryMap {
     bool report_accesses;       /* call tag_access and tagged_io_access */
     unsigned count;
     ARMTagMemoryDirect *entries;
+    ARMTagMemoryIf *owner;      /* the implementer, and its hooks */
+    ARMTagMemoryIfClass *hooks;
 } ARMTagMemoryMap;
+
+/**
+ * arm_tag_memory_map_init: initialise the map of @owner, empty
+ * @map: the map, which @owner's get_map returns
+ * @owner: an object that implements TYPE_ARM_TAG_MEMORY_IF
+ */
+void arm_tag_memory_map_init(ARMTagMemoryMap *map, Object *owner);
 
 /**
  * arm_tag_memory_map_add: add a range to @map
@@ -177,20 +189,54 @@ struct ARMTagMemoryIfClass {
                             hwaddr offset, hwaddr *paddr);
 };
 
+/**
+ * arm_tag_memory_find_map: the map of the owner of a CPU's tag memory
+ * @tag_memory: the region linked as the CPU's "tag-memory"
+ *
+ * Returns NULL if the owner does not implement TYPE_ARM_TAG_MEMORY_IF.
+ */
+const ARMTagMemoryMap *arm_tag_memory_find_map(MemoryRegion *tag_memory);
+
 /*
- * Calls for the CPU: each does nothing (returns false) when @tm is NULL or
+ * Calls for the CPU, through the map that arm_tag_memory_find_map() gave
+ * it: each does nothing (returns false) when @map is NULL or its owner
  * does not implement the hook.
  */
-ARMTagMemoryIf *arm_tag_memory_if_find(MemoryRegion *tag_memory);
-const ARMTagMemoryMap *arm_tag_memory_get_map(ARMTagMemoryIf *tm);
-bool arm_tag_memory_untagged_access(ARMTagMemoryIf *tm, MemoryRegion *mr,
-                                    hwaddr paddr);
-bool arm_tag_memory_tagged_io_access(ARMTagMemoryIf *tm, CPUState *cs,
-                                     hwaddr paddr, uintptr_t ra);
-void arm_tag_memory_tag_access(ARMTagMemoryIf *tm, CPUState *cs,
-                               MemoryRegion *mr, hwaddr offset, unsigned len,
-                               bool write, hwaddr paddr, uintptr_t ra);
-bool arm_tag_memory_tag_guest_paddr(ARMTagMemoryIf *tm, MemoryRegion *mr,
-                                    hwaddr offset, hwaddr *paddr);
+static inline bool arm_tag_memory_untagged_access(const ARMTagMemoryMap *map,
+                                                  MemoryRegion *mr,
+                                                  hwaddr paddr)
+{
+    return map && map->hooks->untagged_access &&
+           map->hooks->untagged_access(map->owner, mr, paddr);
+}
+
+static inline bool arm_tag_memory_tagged_io_access(const ARMTagMemoryMap *map,
+                                                   CPUState *cs, hwaddr paddr,
+                                                   uintptr_t ra)
+{
+    return map && map->hooks->tagged_io_access &&
+           map->hooks->tagged_io_access(map->owner, cs, paddr, ra);
+}
+
+static inline void arm_tag_memory_tag_access(const ARMTagMemoryMap *map,
+                                             CPUState *cs, MemoryRegion *mr,
+                                             hwaddr offset, unsigned len,
+                                             bool write, hwaddr paddr,
+                                             uintptr_t ra)
+{
+    if (map && map->hooks->tag_access) {
+        map->hooks->tag_access(map->owner, cs, mr, offset, len, write,
+                               paddr, ra);
+    }
+}
+
+static inline bool arm_tag_memory_tag_guest_paddr(const ARMTagMemoryMap *map,
+                                                  MemoryRegion *mr,
+                                                  hwaddr offset,
+                                                  hwaddr *paddr)
+{
+    return map && map->hooks->tag_guest_paddr &&
+           map->hooks->tag_guest_paddr(map->owner, mr, offset, paddr);
+}
 
 #endif
