@@ -7,7 +7,11 @@
 # Patches named in patches/local.list (packaging of this repository, such
 # as building from the +ds tarball) are applied by prepare-tree.sh only,
 # and by check-each-patch.sh before the series.
-# Each overlay file joins the patch named for it in patches/overlay.map.
+# Each overlay file joins the patch named for it in patches/overlay.map,
+# in the version that patch has: the repository holds each file's final
+# version, and patches/overlay-steps/*.diff say how later patches change
+# it (first line "# <start of the patch's subject>", then a git diff).
+# The first versions are the final ones with every step undone.
 set -eu
 . "$(dirname "$0")/common.sh"
 [ -d "$SRC/.git" ] || die "no prepared tree; run 'make prepare' first"
@@ -20,8 +24,39 @@ done)
 
 work=$BUILD_ROOT/export-work
 out=$BUILD_ROOT/export
-rm -rf "$work" "$out"
+stage=$BUILD_ROOT/export-stage
+rm -rf "$work" "$out" "$stage"
 say "exporting to $out"
+
+# step_of PATCH: the overlay step diff of PATCH, if it has one
+steps=$TOP/patches/overlay-steps
+step_of() {
+    so_subject=$(sed -n 's/^Subject: \[PATCH\] //p' "$1")
+    for so_step in "$steps"/*.diff; do
+        [ -f "$so_step" ] || continue
+        so_prefix=$(sed -n '1s/^# //p' "$so_step")
+        case "$so_subject" in "$so_prefix"*) echo "$so_step" ;; esac
+    done
+}
+for s in "$steps"/*.diff; do
+    [ -f "$s" ] || continue
+    n=0
+    for p in "$TOP"/patches/*.patch; do
+        [ "$(step_of "$p")" = "$s" ] && n=$((n + 1))
+    done
+    [ "$n" = 1 ] || die "$(basename "$s") matches $n patches, not one"
+done
+
+# The first version of each overlay file: the final one, steps undone
+mkdir -p "$stage"
+(cd "$TOP" && overlay_files | tar -cf - -T -) | tar -C "$stage" -xf -
+git -C "$stage" init -q
+for p in $(ls -r "$TOP"/patches/*.patch); do
+    s=$(step_of "$p")
+    [ -z "$s" ] || (cd "$stage" && git apply -R "$s") ||
+        die "$(basename "$s") does not undo from the overlay files"
+done
+
 git clone -q --no-checkout "$SRC" "$work"
 git -C "$work" config gc.auto 0
 git -C "$work" checkout -q -b export "v$QEMU_VERSION"
@@ -47,11 +82,14 @@ for p in "$TOP"/patches/*.patch; do
         case "$subject" in
         "$prefix"*)
             mkdir -p "$work/$(dirname "$f")"
-            cp "$TOP/$f" "$work/$f"
+            cp "$stage/$f" "$work/$f"
             git -C "$work" add "$f"
             ;;
         esac
     done
+    s=$(step_of "$p")
+    [ -z "$s" ] || git -C "$work" apply --index "$s" ||
+        die "$(basename "$s") does not apply to $(basename "$p")"
     if ! git -C "$work" diff --cached --quiet; then
         git -C "$work" commit -q --amend --no-edit
     fi

@@ -812,12 +812,6 @@ static void assert_stopped_at_access(Guest *g)
 #define TAG_BYTE(g, pa) ((g)->carveout + ((pa) - RAM_BASE) / 32)
 
 /*
- * QMP mte-tag-fault-stop: the guest program's gdb scenario loads with
- * logical tag 5 from a granule tagged 3; the VM must stop there, before
- * the fault reaches the guest, and once stops are off again, continuing
- * delivers the fault to the guest's handler.
- */
-/*
  * The documented interleaved layout: within each block, the 128-byte
  * units (the tags of one 4 KiB page each) are in bit-reversed order
  */
