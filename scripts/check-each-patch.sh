@@ -27,19 +27,22 @@ run_tests() {
         (cd "$obj" && /usr/bin/python3 -m mesonbuild.mesonmain test \
             --no-rebuild qtest-aarch64/arm-mte-dirty-test) \
             > "$work/test.log" 2>&1 ||
-            { tail -n 30 "$work/test.log" >&2; die "$1: arm-mte-dirty-test fails"; }
+            { tail -n 30 "$work/test.log" >&2
+              die "$1: arm-mte-dirty-test fails"; }
         echo "arm-mte-dirty-test"
     fi
     if [ -d "$work/src/tests/qtest/mte-tag-storage" ]; then
         (cd "$obj" && /usr/bin/python3 -m mesonbuild.mesonmain test \
             --no-rebuild --suite mte-tag-storage) > "$work/test.log" 2>&1 ||
-            { tail -n 30 "$work/test.log" >&2; die "$1: mte-tag-storage suite fails"; }
+            { tail -n 30 "$work/test.log" >&2
+              die "$1: mte-tag-storage suite fails"; }
         echo "mte-tag-storage suite"
     fi
     if git -C "$work/src" show --stat=200 --format= HEAD |
        grep -qE '^ (target/arm|gdbstub|tests/tcg)/'; then
         make -C "$obj" run-tcg-tests-aarch64-softmmu > "$work/tcg.log" 2>&1 ||
-            { tail -n 30 "$work/tcg.log" >&2; die "$1: tcg tests fail"; }
+            { tail -n 30 "$work/tcg.log" >&2
+              die "$1: tcg tests fail"; }
         grep -q 'gdbstub MTE' "$work/tcg.log" && echo "tcg (with gdbstub)" ||
             echo "tcg"
     fi
