@@ -1,7 +1,8 @@
 #!/bin/sh
 # Check that the exported series (fixes/, then feature/) apply with git am
 # to a fresh pristine QEMU 10.2.2 and yield exactly the tree we build
-# (patches + overlay).
+# (patches + overlay), and that import-overlay-steps.sh reads the export
+# back into the same overlay files and steps.
 set -eu
 . "$(dirname "$0")/common.sh"
 "$TOP/scripts/export-series.sh" >/dev/null
@@ -38,4 +39,15 @@ want=$(GIT_INDEX_FILE=$idx git -C "$SRC" write-tree)
 rm -f "$idx"
 rm -rf "$tmp"
 [ "$got" = "$want" ] || die "exported series gives tree $got, the build uses $want"
+
+# The way back: importing the fresh export changes no overlay file or step
+back=$BUILD_ROOT/check-series-import
+rm -rf "$back"
+IMPORT_TO=$back "$TOP/scripts/import-overlay-steps.sh" >/dev/null
+overlay_files | while read -r f; do
+    cmp -s "$TOP/$f" "$back/$f" || die "import-overlay-steps.sh changes $f"
+done
+diff -r "$TOP/patches/overlay-steps" "$back/patches/overlay-steps" \
+    > /dev/null || die "import-overlay-steps.sh changes patches/overlay-steps"
+rm -rf "$back"
 say "exported series ($(ls "$out"/*/0*.patch | wc -l) files) apply to pristine $QEMU_VERSION and matches the build tree"
