@@ -46,7 +46,6 @@ private_apt() {
  -o Debug::NoLocking=1 -o APT::Sandbox::User=root"
 }
 
-# List overlay files (paths relative to $TOP), one per line
 # is_local_patch PATCH: is PATCH one that patches/local.list keeps out of
 # the exported series?  (The list holds the start of each subject.)
 is_local_patch() {
@@ -66,10 +65,21 @@ apply_local_patches() {
     done
 }
 
+# List overlay files (paths relative to $TOP), one per line
 overlay_files() {
     (cd "$TOP" && for d in $OVERLAY_DIRS; do
         [ -d "$d" ] && find "$d" -type f ! -name '*~' ! -name '.*'
     done) | LC_ALL=C sort
+}
+
+# step_for SUBJECT: the patches/overlay-steps/*.diff whose first line,
+# "# <prefix>", names the patch with SUBJECT (nothing if none does)
+step_for() {
+    for sf_step in "$TOP"/patches/overlay-steps/*.diff; do
+        [ -f "$sf_step" ] || continue
+        sf_prefix=$(sed -n '1s/^# //p' "$sf_step")
+        case "$1" in "$sf_prefix"*) echo "$sf_step" ;; esac
+    done
 }
 
 # Make sure the tools a build needs are present; explain what is missing.

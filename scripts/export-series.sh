@@ -31,12 +31,7 @@ say "exporting to $out"
 # step_of PATCH: the overlay step diff of PATCH, if it has one
 steps=$TOP/patches/overlay-steps
 step_of() {
-    so_subject=$(sed -n 's/^Subject: \[PATCH\] //p' "$1")
-    for so_step in "$steps"/*.diff; do
-        [ -f "$so_step" ] || continue
-        so_prefix=$(sed -n '1s/^# //p' "$so_step")
-        case "$so_subject" in "$so_prefix"*) echo "$so_step" ;; esac
-    done
+    step_for "$(sed -n 's/^Subject: \[PATCH\] //p' "$1")"
 }
 for s in "$steps"/*.diff; do
     [ -f "$s" ] || continue

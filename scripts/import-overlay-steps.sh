@@ -16,7 +16,6 @@ set -eu
 work=$BUILD_ROOT/export-work
 [ -d "$work/.git" ] || die "no $work; run 'make export' first"
 map=$TOP/patches/overlay.map
-steps=$TOP/patches/overlay-steps
 dest=${IMPORT_TO:-$TOP}
 
 base=v$QEMU_VERSION
@@ -29,15 +28,15 @@ slug() {
     printf '%s' "$1" | tr -c 'A-Za-z0-9.\n' '-' | tr -s '-' | sed 's/-$//'
 }
 
-# prefix_of SUBJECT: the start of SUBJECT that names it in the old steps
-# (kept, so that regenerated files differ only where the content does)
+# prefix_of SUBJECT: the start of SUBJECT that names it in the current
+# steps (kept, so that regenerated files differ only where content does)
 prefix_of() {
-    for po_step in "$steps"/*.diff; do
-        [ -f "$po_step" ] || continue
-        po_prefix=$(sed -n '1s/^# //p' "$po_step")
-        case "$1" in "$po_prefix"*) echo "$po_prefix"; return ;; esac
-    done
-    echo "$1"
+    po_step=$(step_for "$1" | head -n 1)
+    if [ -n "$po_step" ]; then
+        sed -n '1s/^# //p' "$po_step"
+    else
+        echo "$1"
+    fi
 }
 
 mkdir "$tmp/steps"
@@ -63,7 +62,7 @@ for c in $(git -C "$work" rev-list --reverse "$base..export"); do
     [ -n "$changed" ] || continue
     prefix=$(prefix_of "$subject")
     # shellcheck disable=SC2086
-    { echo "# $prefix"; git -C "$work" diff --no-color "$c^" "$c" -- $changed
+    { echo "# $prefix"; git -C "$work" diff --no-color --binary "$c^" "$c" -- $changed
     } > "$tmp/steps/$(slug "$prefix").diff"
 done
 
@@ -72,6 +71,10 @@ while read -r f; do
         die "$f is not in the exported series"
     mkdir -p "$dest/$(dirname "$f")"
     git -C "$work" show "export:$f" > "$dest/$f"
+    # keep the mode git has for it (the gdbstub test is executable)
+    case $(git -C "$work" ls-tree export -- "$f") in
+    100755*) chmod +x "$dest/$f" ;;
+    esac
 done < "$tmp/files"
 mkdir -p "$dest/patches/overlay-steps"
 rm -f "$dest/patches/overlay-steps"/*.diff
