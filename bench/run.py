@@ -74,6 +74,52 @@ def linux_cmd(qemu, ts, kernel, initrd, extra):
             '-append', 'console=ttyAMA0 panic=-1 quiet ' + extra]
 
 
+def net_time(case, med, start, k):
+    """@k's median time for @case without start-up, or None"""
+    net = med[k] - start[k]
+    return net if case in MICRO and net > 0.01 else None
+
+
+def net_text(case, med, start, k, ref):
+    n, r = net_time(case, med, start, k), net_time(case, med, start, ref)
+    return '%.2fx' % (n / r) if n and r else '-'
+
+
+def regressions(cases, res, start, reps):
+    """Print "REGRESSION: <case> on is N.NNx of stock" where ours with
+    tag-storage=on is slower than stock by more than the noise: half the
+    spread (max - min) of each configuration's runs, relative to the
+    time compared (net of start-up for the bare-metal loops), and at
+    least 5%.  Fewer than 3 repetitions tell nothing of the noise: then
+    there is no verdict."""
+    print('\n%-18s%10s%10s' % ('case', 'on/stock', 'noise'))
+    found = []
+    for case, _ in cases:
+        if case == 'startup':
+            continue
+        runs = res[case]
+        med = {k: statistics.median(runs[k]) for k in ('stock', 'on')}
+        base = {k: net_time(case, med, start, k) for k in med}
+        if not base['stock'] or not base['on']:
+            base = med
+        ratio = base['on'] / base['stock']
+        spread = sum((max(runs[k]) - min(runs[k])) / base[k]
+                     for k in med) / 2
+        noise = max(0.05, spread / 2)
+        print('%-18s%9.2fx%9.0f%%' % (case, ratio, noise * 100))
+        if ratio > 1 + noise:
+            found.append('REGRESSION: %s on is %.2fx of stock' % (case, ratio))
+    if reps < 3:
+        print('(%d repetition%s: no regression verdict; make bench runs 5)'
+              % (reps, '' if reps == 1 else 's'))
+        return
+    for line in found:
+        print(line)
+    if not found:
+        print('no regression: tag-storage=on is within the noise of stock '
+              'or faster in every case')
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--reps', type=int, default=5)
@@ -81,6 +127,10 @@ def main():
                     help='passes over 32 MiB per micro case')
     ap.add_argument('--smoke', action='store_true',
                     help='one short repetition, to prove it works')
+    ap.add_argument('--baseline', metavar='QEMU',
+                    help='another build of ours (an earlier commit, say): '
+                    'also run it with tag-storage=on and with the checker, '
+                    'and print its checker cost beside ours')
     a = ap.parse_args()
     if a.smoke:
         a.reps, a.passes = 1, 1
@@ -94,6 +144,10 @@ def main():
     configs = [('stock', stock, ''), ('off', ours, ',tag-storage=off'),
                ('on', ours, ',tag-storage=on'),
                ('check', ours, ',tag-storage=on,tag-storage-check=log')]
+    if a.baseline:
+        configs += [('b-on', a.baseline, ',tag-storage=on'),
+                    ('b-check', a.baseline,
+                     ',tag-storage=on,tag-storage-check=log')]
     cases = [('startup', lambda q, ts: micro_cmd(q, ts, elf, 0, 0))]
     cases += [(name, lambda q, ts, i=i: micro_cmd(q, ts, elf, i, a.passes))
               for i, name in enumerate(MICRO)]
@@ -146,11 +200,21 @@ def main():
         print('%-18s' % case + ''.join('%8.3f' % mn[k] for k in names) +
               ''.join('%9.2fx' % (mn[k] / mn['stock']) for k in others))
     # the checker's own cost, provenance included: its target is 1.5x
-    print('\n%-18s%10s%10s' % ('case', 'off/on', 'check/on'))
+    # for the bare-metal loops (net of start-up) and 1.10x for Linux
+    print('\n%-18s%10s%10s%10s' % ('case', 'off/on', 'check/on',
+                                   'net') +
+          ('%12s%10s' % ('base c/on', 'net') if a.baseline else ''))
     for case, _ in cases:
         med = {k: statistics.median(v) for k, v in res[case].items()}
-        print('%-18s%9.2fx%9.2fx' % (case, med['off'] / med['on'],
-                                     med['check'] / med['on']))
+        line = '%-18s%9.2fx%9.2fx' % (case, med['off'] / med['on'],
+                                      med['check'] / med['on'])
+        line += '%9s ' % net_text(case, med, start, 'check', 'on')
+        if a.baseline:
+            line += '%11.2fx%9s ' % (med['b-check'] / med['b-on'],
+                                     net_text(case, med, start, 'b-check',
+                                              'b-on'))
+        print(line)
+    regressions(cases, res, start, a.reps)
     print('\npeak RSS (MiB): ' + ', '.join('%s %.0f' % (k, v)
                                            for k, v in rss.items()))
     print('(-m 2G for Linux: 1/32 of guest RAM is %d MiB)' % (2048 // 32))

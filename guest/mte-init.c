@@ -28,6 +28,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "carveout.h"
+
 #ifndef PROT_MTE
 #define PROT_MTE 0x20
 #endif
@@ -429,70 +431,7 @@ static int heap_bench(void)
     return 0;
 }
 
-/* ---- device tree and the reuse probe ---- */
-
-static int read_file(const char *path, void *buf, size_t len)
-{
-    int fd = open(path, O_RDONLY), n;
-
-    if (fd < 0) {
-        return -1;
-    }
-    n = read(fd, buf, len);
-    close(fd);
-    return n;
-}
-
-static uint64_t be64(const unsigned char *b)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++) {
-        v = v << 8 | b[i];
-    }
-    return v;
-}
-
-typedef struct TagStorage {
-    char node[600];
-    uint64_t base, size, tagged_base, tagged_size;
-    uint32_t block_size;
-    uint64_t host_base, host_size;  /* all carveouts, from the host */
-} TagStorage;
-
-static int find_tag_storage(const char *dir, TagStorage *ts)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char path[700], buf[64];
-    int found = 0;
-
-    if (!d) {
-        return 0;
-    }
-    while (!found && (e = readdir(d))) {
-        if (e->d_name[0] == '.') {
-            continue;
-        }
-        snprintf(path, sizeof(path), "%s/%s/compatible", dir, e->d_name);
-        if (read_file(path, buf, sizeof(buf)) > 0 &&
-            !strcmp(buf, "arm,mte-tag-storage")) {
-            unsigned char reg[16], bs[4];
-
-            snprintf(ts->node, sizeof(ts->node), "%s/%s", dir, e->d_name);
-            snprintf(path, sizeof(path), "%s/reg", ts->node);
-            read_file(path, reg, 16);
-            ts->base = be64(reg);
-            ts->size = be64(reg + 8);
-            snprintf(path, sizeof(path), "%s/block-size", ts->node);
-            read_file(path, bs, 4);
-            ts->block_size = bs[0] << 24 | bs[1] << 16 | bs[2] << 8 | bs[3];
-            found = 1;
-        }
-    }
-    closedir(d);
-    return found;
-}
+/* ---- device tree and the reuse probe (carveout.h) ---- */
 
 static void show_layout(TagStorage *ts, int *have)
 {
@@ -611,7 +550,7 @@ static __attribute__((noinline)) void test_reuse_probe(TagStorage *ts)
     uint64_t pa, tag_pa, off;
     volatile uint8_t *tags;     /* volatile: device memory */
     void *map;
-    int fd, ok = 1;
+    int ok = 1;
 
     stg(with_tag(p, 1));        /* fault it in */
     pa = pfn_of(p) * PAGE;
@@ -622,11 +561,9 @@ static __attribute__((noinline)) void test_reuse_probe(TagStorage *ts)
     printf("# probe: page 0x%llx, its tags at 0x%llx\n",
            (unsigned long long)pa, (unsigned long long)tag_pa);
 
-    fd = open("/dev/mem", O_RDWR | O_SYNC);
-    map = fd < 0 ? MAP_FAILED : mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
-                                     MAP_SHARED, fd, tag_pa - off);
-    check("probe-devmem-map", map != MAP_FAILED);
-    if (map == MAP_FAILED) {
+    map = carveout_map(tag_pa - off, PAGE);
+    check("probe-devmem-map", map != NULL);
+    if (!map) {
         return;
     }
     tags = (volatile uint8_t *)map + off;
@@ -653,9 +590,49 @@ static __attribute__((noinline)) void test_reuse_probe(TagStorage *ts)
           FAULT_CODE(load(with_tag(p, 0))) == SEGV_MTESERR);
     check("probe-new-tag-loads", load(with_tag(p, 0xa)) == 55);
     munmap(map, PAGE);
-    close(fd);
     report_tagged(p, PAGE);
     munmap(p, PAGE);
+}
+
+/*
+ * guest/tests/thumb.sh: Thumb-2 (AArch32) and A64 processes storing data
+ * into the carveout at once, interleaving on one CPU and running in
+ * parallel on several (thumb-carveout.c); each worker prints its own
+ * "ok ..." line, this prints one check per worker and how it ended.
+ */
+static void test_carveout_workers(void)
+{
+    static const char *const prog[] = { "/thumb-carveout", "/a64-carveout" };
+    enum { WORKERS = 4 };
+    pid_t pid[WORKERS];
+    char slot[WORKERS][8], nslots[8];
+
+    snprintf(nslots, sizeof(nslots), "%d", WORKERS);
+    for (int i = 0; i < WORKERS; i++) {
+        snprintf(slot[i], sizeof(slot[i]), "%d", i);
+        pid[i] = fork();
+        if (pid[i] == 0) {
+            char *args[] = { (char *)prog[i % 2], slot[i], nslots, NULL };
+
+            execv(args[0], args);
+            _exit(127);
+        }
+    }
+    for (int i = 0; i < WORKERS; i++) {
+        char name[32];
+        int st = 0;
+
+        waitpid(pid[i], &st, 0);
+        if (WIFSIGNALED(st)) {
+            printf("# %s slot %d killed by signal %d (%s)\n", prog[i % 2], i,
+                   WTERMSIG(st), strsignal(WTERMSIG(st)));
+        } else if (WEXITSTATUS(st)) {
+            printf("# %s slot %d exit status %d\n", prog[i % 2], i,
+                   WEXITSTATUS(st));
+        }
+        snprintf(name, sizeof(name), "%s-%d", prog[i % 2] + 1, i);
+        check(name, WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
 }
 
 int main(int argc, char **argv)
@@ -718,6 +695,31 @@ int main(int argc, char **argv)
         sscanf(strstr(cmdline, "mts.smp=") + 8, "%63s", mode);
         execv(args[0], args);
         printf("not ok smp-stress-exec\nRESULT pass=0 fail=1\nFAIL\n");
+        sync();
+        reboot(RB_POWER_OFF);
+    }
+
+    if (strstr(cmdline, "mts.reuse=")) {
+        /*
+         * guest/tests/reuse-kernel.sh: /reuse-workload THREADS instead of
+         * the checks, as PID 1 (its tagged pages must outlive it)
+         */
+        char threads[16] = "1";
+        char *args[] = { (char *)"/reuse-workload", threads, NULL };
+
+        sscanf(strstr(cmdline, "mts.reuse=") + 10, "%15[0-9]", threads);
+        execv(args[0], args);
+        printf("not ok reuse-workload-exec\nRESULT pass=0 fail=1\nFAIL\n");
+        sync();
+        reboot(RB_POWER_OFF);
+    }
+
+    if (strstr(cmdline, "mts.thumb")) {
+        /* guest/tests/thumb.sh: the carveout workers instead of the checks */
+        printf("MTS guest: Thumb-2 and A64 data in the carveout\n");
+        test_carveout_workers();
+        printf("RESULT pass=%d fail=%d\n%s\n", passes, failures,
+               failures || !passes ? "FAIL" : "PASS");
         sync();
         reboot(RB_POWER_OFF);
     }

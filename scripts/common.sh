@@ -68,7 +68,8 @@ apply_local_patches() {
 # List overlay files (paths relative to $TOP), one per line
 overlay_files() {
     (cd "$TOP" && for d in $OVERLAY_DIRS; do
-        [ -d "$d" ] && find "$d" -type f ! -name '*~' ! -name '.*'
+        [ -d "$d" ] && find "$d" -name __pycache__ -prune -o \
+                            -type f ! -name '*~' ! -name '.*' -print
     done) | LC_ALL=C sort
 }
 

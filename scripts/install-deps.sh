@@ -9,6 +9,7 @@ set -eu
 PKGS="ninja-build pkg-config libglib2.0-dev libpixman-1-dev libfdt-dev
 libslirp-dev python3-venv flex bison device-tree-compiler
 gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu cpio
+gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
 ccache git xz-utils ca-certificates curl dpkg-dev
 libpython3.11 libgmp10 libmpfr6 libexpat1
 ipxe-qemu qemu-efi-aarch64

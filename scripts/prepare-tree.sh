@@ -39,7 +39,7 @@ exclude=$SRC/.git/info/exclude
 # remove links whose repo file went away
 if [ -f "$exclude" ]; then
     grep '^/' "$exclude" | grep -vxFf "$exclude.new" | while read -r p; do
-        [ -L "$SRC$p" ] && rm -f "$SRC$p"
+        if [ -L "$SRC$p" ]; then rm -f "$SRC$p"; fi
     done
 fi
 mv "$exclude.new" "$exclude"

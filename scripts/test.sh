@@ -6,7 +6,8 @@ set -eu
 
 NINJA_TARGETS="qemu-img tests/qtest/mte-tag-storage/mte-tag-storage-test
  tests/qtest/mte-tag-storage/mte-tag-storage-guest.elf
- tests/qtest/arm-mte-dirty-test test-plugins" "$TOP/scripts/build.sh"
+ tests/qtest/arm-mte-dirty-test tests/qtest/test-hmp test-plugins" \
+    "$TOP/scripts/build.sh"
 
 setup_gdb
 
@@ -26,6 +27,18 @@ for sel in "--suite mte-tag-storage" "qtest-aarch64/arm-mte-dirty-test"; do
         true
 done
 grep -E '^ *[0-9]+/[0-9]+ ' "$results/meson.log" || true
+
+# The fixes series' monitor tests: test-hmp's cases for the expression
+# parser (all of test-hmp visits every machine type, which takes long)
+say "running test-hmp (hmp/none+2MB, hmp/expr-depth)"
+if (cd "$OBJ" && QTEST_QEMU_BINARY=./qemu-system-aarch64 \
+        tests/qtest/test-hmp -p /aarch64/hmp/none+2MB \
+        -p /aarch64/hmp/expr-depth) > "$results/test-hmp.log" 2>&1; then
+    echo "ok qtest/test-hmp (expression parser)" >> "$results/extra.tap"
+else
+    tail -n 5 "$results/test-hmp.log"
+    echo "not ok qtest/test-hmp (expression parser)" >> "$results/extra.tap"
+fi
 
 # QEMU's own aarch64 system-mode tcg tests, with the gdbstub MTE tests
 say "running make run-tcg-tests-aarch64-softmmu (tests/tcg)"

@@ -26,19 +26,27 @@ void arm_tag_memory_map_init(ARMTagMemoryMap *map, Object *owner)
     };
 }
 
-const ARMTagMemoryMap *arm_tag_memory_find_map(MemoryRegion *tag_memory)
+const ARMTagMemoryMap *
+arm_tag_memory_find_map(MemoryRegion *tag_memory,
+                        const ARMTagMemoryCPUOps *cpu_ops)
 {
     Object *owner = memory_region_owner(tag_memory);
-    const ARMTagMemoryMap *map;
+    ARMTagMemoryMap *map;
     ARMTagMemoryIfClass *k;
 
+    assert(!phase_check(PHASE_MACHINE_READY));
     if (!object_dynamic_cast(owner, TYPE_ARM_TAG_MEMORY_IF)) {
         return NULL;
     }
     k = ARM_TAG_MEMORY_IF_GET_CLASS(owner);
     map = k->get_map ? k->get_map(ARM_TAG_MEMORY_IF(owner)) : NULL;
-    /* its hooks, for arm_tag_memory_tag_access() and the others */
-    assert(!map || map->hooks);
+    if (map) {
+        /* its hooks, for arm_tag_memory_tag_access() and the others */
+        assert(map->hooks);
+        /* all the CPUs sharing a map are of one kind */
+        assert(!map->cpu_ops || map->cpu_ops == cpu_ops);
+        map->cpu_ops = cpu_ops;
+    }
     return map;
 }
 

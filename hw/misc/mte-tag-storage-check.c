@@ -17,6 +17,7 @@
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
+#include "qemu/lockable.h"
 #include "qemu/madvise.h"
 #include "qemu/main-loop.h"
 #include "qemu/timer.h"
@@ -27,7 +28,6 @@
 #include "hw/core/cpu.h"
 #include "migration/qemu-file-types.h"
 #include "migration/vmstate.h"
-#include "monitor/monitor.h"
 #include "system/runstate.h"
 #include "mte-tag-storage-internal.h"
 #include "trace.h"
@@ -141,20 +141,14 @@ char *mte_tag_storage_writer_text(const MTETagStorageWriter *w)
                            who ? who : "", w->seq);
 }
 
-/* An access by a debugger or the monitor (x, xp, pmemsave, gdb's "monitor") */
-static bool debugger_access(MemTxAttrs attrs)
-{
-    return attrs.debug || monitor_cur();
-}
-
 /*
- * True for data reads that only look: a debugger's or the monitor's, or
- * anything while the VM does not run (no device starts DMA then).  They
- * are no violations.
+ * True for data reads that only look: a debugger's or the monitor's
+ * (their callers mark them MemTxAttrs.debug), or anything while the VM
+ * does not run (no device starts DMA then).  They are no violations.
  */
 static bool introspection(MemTxAttrs attrs)
 {
-    return debugger_access(attrs) || (!current_cpu && !runstate_is_running());
+    return attrs.debug || (!current_cpu && !runstate_is_running());
 }
 
 static const char *const rule_text[MTE_TAG_STORAGE_RULE__MAX] = {
@@ -171,26 +165,8 @@ static const char *const rule_text[MTE_TAG_STORAGE_RULE__MAX] = {
 /* Who made an access, for reports */
 typedef struct MTETagStorageAccess {
     MTETagStorageAccessor kind;
-    CPUState *cs;            /* for MTE_TAG_STORAGE_ACCESSOR_CPU */
-    uintptr_t ra;            /* its host return address, 0: none */
+    const ARMTagMemoryAccess *cpu;   /* for MTE_TAG_STORAGE_ACCESSOR_CPU */
 } MTETagStorageAccess;
-
-/*
- * The PC of the instruction that made the access, without disturbing the
- * CPU state that the rest of its translation block relies on: on AArch64
- * translated code updates the PC relative to its last known value.
- */
-static vaddr access_pc(CPUState *cs, uintptr_t ra)
-{
-    vaddr saved = cs->cc->get_pc(cs), pc;
-
-    if (!ra || !cpu_restore_state(cs, ra)) {
-        return saved;
-    }
-    pc = cs->cc->get_pc(cs);
-    cs->cc->set_pc(cs, saved);
-    return pc;
-}
 
 /* Rate limit log lines and events; returns true if this one may go out */
 static bool report_allowed(MTETagStorageState *s)
@@ -222,16 +198,18 @@ static bool report_allowed(MTETagStorageState *s)
  * Count and report a violation.  @a says who made the access; only a CPU
  * access with a return address can stop at its instruction.  @writer is
  * the last write of the other kind to the granule concerned, the likely
- * culprit, or NULL.  Does not return when it stops the VM.
+ * culprit, or NULL.  Returns ARM_TAG_MEMORY_STOP when the CPU must stop
+ * before the instruction.
  */
-static void report_violation(MTETagStorageState *s, MTETagStorageRule rule,
-                             hwaddr paddr, hwaddr ts_addr,
-                             const MTETagStorageAccess *a,
-                             const MTETagStorageWriterRecord *writer)
+static ARMTagMemoryVerdict
+report_violation(MTETagStorageState *s, MTETagStorageRule rule, hwaddr paddr,
+                 hwaddr ts_addr, const MTETagStorageAccess *a,
+                 const MTETagStorageWriterRecord *writer)
 {
-    CPUState *cs = a->kind == MTE_TAG_STORAGE_ACCESSOR_CPU ? a->cs : NULL;
-    bool stop = s->check == MTE_TAG_STORAGE_CHECK_STOP && cs && a->ra;
-    vaddr pc = cs ? access_pc(cs, a->ra) : 0;
+    const ARMTagMemoryAccess *cpu = a->cpu;
+    CPUState *cs = cpu ? cpu->cs : NULL;
+    bool stop = s->check == MTE_TAG_STORAGE_CHECK_STOP && cpu && cpu->ra;
+    vaddr pc = cpu ? arm_tag_memory_access_pc(cpu) : 0;
     g_autoptr(MTETagStorageWriter) w = NULL;
 
     if (stop) {
@@ -245,7 +223,7 @@ static void report_violation(MTETagStorageState *s, MTETagStorageRule rule,
         qemu_mutex_unlock(&s->chk.report_lock);
         if (rerun) {
             /* The instruction this CPU stopped at runs again: let it pass */
-            return;
+            return ARM_TAG_MEMORY_GO_ON;
         }
     }
 
@@ -279,17 +257,16 @@ static void report_violation(MTETagStorageState *s, MTETagStorageRule rule,
     if (stop) {
         MTETagStorageCpuState *c;
 
-        /* Leave the CPU loop as a debug stop, at the instruction */
+        /* Let it pass once when the VM resumes and the CPU runs it again */
         qemu_mutex_lock(&s->chk.report_lock);
         c = cpu_state(s, cs);
         c->stopped = true;
         c->stopped_pc = pc;
         c->stopped_addr = ts_addr;
         qemu_mutex_unlock(&s->chk.report_lock);
-        cpu_restore_state(cs, a->ra);
-        cs->exception_index = EXCP_DEBUG;
-        cpu_loop_exit(cs);
+        return ARM_TAG_MEMORY_STOP;
     }
+    return ARM_TAG_MEMORY_GO_ON;
 }
 
 static void owner_mark(MTETagStorageState *s, hwaddr offset, unsigned len)
@@ -319,14 +296,23 @@ static inline bool unwritten_random(MTETagStorageState *s, uint8_t owner)
            s->init == MTE_TAG_STORAGE_INIT_RANDOM;
 }
 
-bool mte_tag_storage_tag_access(MTETagStorageState *s, CPUState *cs,
+bool mte_tag_storage_tag_access(MTETagStorageState *s,
+                                const ARMTagMemoryAccess *cpu,
                                 MemoryRegion *mr, hwaddr offset, unsigned len,
-                                bool write, hwaddr paddr, uintptr_t ra)
+                                bool write, hwaddr paddr,
+                                ARMTagMemoryVerdict *verdict)
 {
-    MTETagStorageAccess a = { MTE_TAG_STORAGE_ACCESSOR_CPU, cs, ra };
+    bool by_cpu = cpu->by == ARM_TAG_MEMORY_BY_CPU ||
+                  cpu->by == ARM_TAG_MEMORY_BY_CPU_AGAIN;
+    MTETagStorageAccess a = {
+        by_cpu ? MTE_TAG_STORAGE_ACCESSOR_CPU :
+                 MTE_TAG_STORAGE_ACCESSOR_DEBUGGER,
+        by_cpu ? cpu : NULL,
+    };
     uint8_t *owner;
     unsigned i;
 
+    *verdict = ARM_TAG_MEMORY_GO_ON;
     if (!mte_tag_storage_owns(s, mr, &offset)) {
         return false;
     }
@@ -336,29 +322,32 @@ bool mte_tag_storage_tag_access(MTETagStorageState *s, CPUState *cs,
     trace_mte_tag_storage_tag_access(paddr, s->carveout_base + offset, len,
                                      write);
     owner = s->chk.owner + offset;
-    if (current_cpu != cs) {
-        /* a debugger, from outside the vCPU thread */
-        a.kind = MTE_TAG_STORAGE_ACCESSOR_DEBUGGER;
-    }
     if (write) {
-        bool cpu = a.kind == MTE_TAG_STORAGE_ACCESSOR_CPU;
-
         stat64_add(&s->chk.tag_writes, 1);
         memset(owner, MTE_TAG_STORAGE_BYTE_TAG, len);
         owner_mark(s, offset, len);
-        record_write(s, s->chk.tag_writer, offset, len,
-                     cpu ? MTE_TAG_STORAGE_WRITER_KIND_TAG_STORE :
-                           MTE_TAG_STORAGE_WRITER_KIND_DEBUGGER,
-                     cpu ? access_pc(cs, ra) : 0, cpu ? cs->cpu_index : 0);
+        if (!by_cpu) {
+            record_write(s, s->chk.tag_writer, offset, len,
+                         MTE_TAG_STORAGE_WRITER_KIND_DEBUGGER, 0, 0);
+        } else {
+            record_write(s, s->chk.tag_writer, offset, len,
+                         MTE_TAG_STORAGE_WRITER_KIND_TAG_STORE,
+                         arm_tag_memory_access_pc(cpu), cpu->cs->cpu_index);
+        }
         return true;
     }
-    if (a.kind == MTE_TAG_STORAGE_ACCESSOR_CPU) {
+    if (cpu->by == ARM_TAG_MEMORY_BY_QEMU ||
+        cpu->by == ARM_TAG_MEMORY_BY_CPU_AGAIN) {
+        /* The guest's read was counted and checked already */
+        return true;
+    }
+    if (by_cpu) {
         stat64_add(&s->chk.tag_reads, 1);
     }
     for (i = 0; i < len; i++) {
-        if (owner[i] == MTE_TAG_STORAGE_BYTE_DATA &&
-            a.kind == MTE_TAG_STORAGE_ACCESSOR_CPU) {
-            report_violation(s, MTE_TAG_STORAGE_RULE_TAG_READ_OF_DATA,
+        if (owner[i] == MTE_TAG_STORAGE_BYTE_DATA && by_cpu) {
+            *verdict = report_violation(s,
+                             MTE_TAG_STORAGE_RULE_TAG_READ_OF_DATA,
                              MAX(paddr, data_paddr(s, offset + i)),
                              s->carveout_base + offset + i, &a,
                              &s->chk.data_writer[(offset + i) >> GRANULE_BITS]);
@@ -366,7 +355,8 @@ bool mte_tag_storage_tag_access(MTETagStorageState *s, CPUState *cs,
         }
         if (unwritten_random(s, owner[i])) {
             /* a debugger would show tags nobody set, too */
-            report_violation(s, MTE_TAG_STORAGE_RULE_TAG_READ_OF_UNWRITTEN,
+            *verdict = report_violation(s,
+                             MTE_TAG_STORAGE_RULE_TAG_READ_OF_UNWRITTEN,
                              MAX(paddr, data_paddr(s, offset + i)),
                              s->carveout_base + offset + i, &a, NULL);
             return true;
@@ -382,41 +372,45 @@ bool mte_tag_storage_tag_access(MTETagStorageState *s, CPUState *cs,
  * replay: the next check on this CPU, at the end of a TB, same PC and
  * address.
  */
-static bool r3_replayed(MTETagStorageState *s, CPUState *cs, hwaddr paddr,
-                        uintptr_t ra)
+static bool r3_replayed(MTETagStorageState *s, const ARMTagMemoryAccess *cpu,
+                        hwaddr paddr)
 {
-    vaddr pc = access_pc(cs, ra);
+    vaddr pc = arm_tag_memory_access_pc(cpu);
     MTETagStorageCpuState *c;
     bool replay;
 
     QEMU_LOCK_GUARD(&s->chk.report_lock);
-    c = cpu_state(s, cs);
-    replay = cs->neg.can_do_io && c->r3_pending && c->r3_pc == pc &&
+    c = cpu_state(s, cpu->cs);
+    replay = !cpu->mid_tb && c->r3_pending && c->r3_pc == pc &&
              c->r3_paddr == paddr;
-    c->r3_pending = !cs->neg.can_do_io;
+    c->r3_pending = cpu->mid_tb;
     c->r3_pc = pc;
     c->r3_paddr = paddr;
     return replay;
 }
 
-bool mte_tag_storage_tagged_carveout(MTETagStorageState *s, CPUState *cs,
-                                     hwaddr paddr, uintptr_t ra)
+bool mte_tag_storage_tagged_carveout(MTETagStorageState *s,
+                                     const ARMTagMemoryAccess *cpu,
+                                     hwaddr paddr,
+                                     ARMTagMemoryVerdict *verdict)
 {
-    MTETagStorageAccess a = { MTE_TAG_STORAGE_ACCESSOR_CPU, cs, ra };
+    MTETagStorageAccess a = { MTE_TAG_STORAGE_ACCESSOR_CPU, cpu };
 
+    *verdict = ARM_TAG_MEMORY_GO_ON;
     if (!s->chk.owner || paddr < s->carveout_base ||
         paddr - s->carveout_base >= memory_region_size(&s->carveout)) {
         return false;
     }
-    if (current_cpu != cs) {
-        return true;  /* a debugger's probe */
+    if (cpu->by != ARM_TAG_MEMORY_BY_CPU) {
+        return true;  /* a debugger's or QEMU's probe */
     }
-    if (ra && r3_replayed(s, cs, paddr, ra)) {
+    if (cpu->ra && r3_replayed(s, cpu, paddr)) {
         return true;
     }
     mte_tag_storage_log_self_tagged(s, paddr);
-    report_violation(s, MTE_TAG_STORAGE_RULE_TAGGED_ACCESS_TO_TAG_STORAGE,
-                     paddr, paddr, &a, NULL);
+    *verdict = report_violation(s,
+                        MTE_TAG_STORAGE_RULE_TAGGED_ACCESS_TO_TAG_STORAGE,
+                        paddr, paddr, &a, NULL);
     return true;
 }
 
@@ -424,20 +418,27 @@ bool mte_tag_storage_tagged_carveout(MTETagStorageState *s, CPUState *cs,
  * Data accesses to the carveout while checking: the RAM is mapped through
  * these callbacks, which keep migration's dirty log up to date themselves.
  * A CPU access has specified attributes and runs on that CPU's thread, with
- * cpu->mem_io_pc locating the instruction; anything else is DMA.
+ * cpu->mem_io_pc locating the instruction; a debugger's has attrs.debug;
+ * anything else is DMA.  Sets @cpu for a CPU access.
  */
-static CPUState *data_access_cpu(MemTxAttrs attrs, uintptr_t *ra)
+static MTETagStorageAccessor data_accessor(MTETagStorageState *s,
+                                           MemTxAttrs attrs,
+                                           ARMTagMemoryAccess *cpu)
 {
     CPUState *cs = current_cpu;
 
-    *ra = 0;
-    if (!cs || attrs.unspecified) {
-        return NULL;
+    if (attrs.debug) {
+        return MTE_TAG_STORAGE_ACCESSOR_DEBUGGER;
     }
-    if (!attrs.debug) {
-        *ra = cs->mem_io_pc;
+    if (!cs || attrs.unspecified || !s->map || !s->map->cpu_ops) {
+        return MTE_TAG_STORAGE_ACCESSOR_DMA;
     }
-    return cs;
+    *cpu = (ARMTagMemoryAccess) {
+        .cs = cs,
+        .ra = cs->mem_io_pc,
+        .cpu_ops = s->map->cpu_ops,
+    };
+    return MTE_TAG_STORAGE_ACCESSOR_CPU;
 }
 
 static MemTxResult checked_read(void *opaque, hwaddr addr, uint64_t *data,
@@ -462,16 +463,19 @@ static MemTxResult checked_read(void *opaque, hwaddr addr, uint64_t *data,
     }
     for (i = 0; written && i < size; i++) {
         if (owner[i] == MTE_TAG_STORAGE_BYTE_TAG && !introspection(attrs)) {
-            MTETagStorageAccess a = { MTE_TAG_STORAGE_ACCESSOR_CPU };
+            ARMTagMemoryAccess cpu;
+            MTETagStorageAccess a = { data_accessor(s, attrs, &cpu) };
 
-            a.cs = data_access_cpu(attrs, &a.ra);
-            if (!a.cs) {
-                a.kind = MTE_TAG_STORAGE_ACCESSOR_DMA;
+            a.cpu = a.kind == MTE_TAG_STORAGE_ACCESSOR_CPU ? &cpu : NULL;
+            if (report_violation(s, MTE_TAG_STORAGE_RULE_DATA_READ_OF_TAGS,
+                                 data_paddr(s, addr + i),
+                                 s->carveout_base + addr + i, &a,
+                                 &s->chk.tag_writer[(addr + i) >>
+                                                    GRANULE_BITS]) ==
+                ARM_TAG_MEMORY_STOP) {
+                /* The CPU leaves for a debug stop before the load */
+                cpu.cpu_ops->debug_stop(cpu.cs, cpu.ra);
             }
-            report_violation(s, MTE_TAG_STORAGE_RULE_DATA_READ_OF_TAGS,
-                             data_paddr(s, addr + i),
-                             s->carveout_base + addr + i, &a,
-                             &s->chk.tag_writer[(addr + i) >> GRANULE_BITS]);
             break;
         }
     }
@@ -484,23 +488,26 @@ static MemTxResult checked_write(void *opaque, hwaddr addr, uint64_t data,
                                  unsigned size, MemTxAttrs attrs)
 {
     MTETagStorageState *s = opaque;
-    uintptr_t ra;
-    CPUState *cs = data_access_cpu(attrs, &ra);
+    ARMTagMemoryAccess cpu;
 
     trace_mte_tag_storage_data_access(s->carveout_base + addr, size, true);
     stat64_add(&s->chk.data_writes, 1);
     memset(s->chk.owner + addr, MTE_TAG_STORAGE_BYTE_DATA, size);
     owner_mark(s, addr, size);
-    if (debugger_access(attrs)) {
+    switch (data_accessor(s, attrs, &cpu)) {
+    case MTE_TAG_STORAGE_ACCESSOR_DEBUGGER:
         record_write(s, s->chk.data_writer, addr, size,
                      MTE_TAG_STORAGE_WRITER_KIND_DEBUGGER, 0, 0);
-    } else if (cs) {
+        break;
+    case MTE_TAG_STORAGE_ACCESSOR_CPU:
         record_write(s, s->chk.data_writer, addr, size,
                      MTE_TAG_STORAGE_WRITER_KIND_DATA_STORE,
-                     access_pc(cs, ra), cs->cpu_index);
-    } else {
+                     arm_tag_memory_access_pc(&cpu), cpu.cs->cpu_index);
+        break;
+    default:
         record_write(s, s->chk.data_writer, addr, size,
                      MTE_TAG_STORAGE_WRITER_KIND_DMA, 0, attrs.requester_id);
+        break;
     }
     stn_le_p((uint8_t *)memory_region_get_ram_ptr(&s->carveout) + addr, size,
              data);
@@ -672,6 +679,15 @@ static int check_post_load(void *opaque, int version_id)
 #define OWNERS_PAGE  (1 << OWNER_CHUNK_BITS)
 #define OWNERS_END   UINT64_MAX
 
+static void writers_put(QEMUFile *f, const MTETagStorageWriterRecord *r,
+                        uint64_t len)
+{
+    for (uint64_t i = 0; i < len >> GRANULE_BITS; i++) {
+        qemu_put_be64(f, r[i].pc);
+        qemu_put_be64(f, qatomic_read(&r[i].info));
+    }
+}
+
 static int owners_put(QEMUFile *f, void *pv, size_t size,
                       const VMStateField *field, JSONWriter *vmdesc)
 {
@@ -685,8 +701,8 @@ static int owners_put(QEMUFile *f, void *pv, size_t size,
             !buffer_is_zero(s->chk.owner + off, len)) {
             qemu_put_be64(f, off);
             qemu_put_buffer(f, s->chk.owner + off, len);
-            qemu_put_buffer(f, (uint8_t *)s->chk.tag_writer + off, len);
-            qemu_put_buffer(f, (uint8_t *)s->chk.data_writer + off, len);
+            writers_put(f, s->chk.tag_writer + (off >> GRANULE_BITS), len);
+            writers_put(f, s->chk.data_writer + (off >> GRANULE_BITS), len);
         }
     }
     qemu_put_be64(f, OWNERS_END);
@@ -706,12 +722,53 @@ static int mte_tag_storage_post_load(void *opaque, int version_id)
     return 0;
 }
 
+/*
+ * The stream ended or failed: say where, once.  Reads at the end of a
+ * stream return zeros, which are valid offsets, so every loop must ask.
+ */
+static int owners_stream_error(QEMUFile *f)
+{
+    int ret = qemu_file_get_error(f);
+
+    if (ret) {
+        error_report("mte-tag-storage: the migration stream ends or fails "
+                     "inside the reuse checker's state (%s)", strerror(-ret));
+    }
+    return ret;
+}
+
+/* Load @len bytes' worth of writer records into @r, checking each */
+static int writers_get(MTETagStorageState *s, QEMUFile *f,
+                       MTETagStorageWriterRecord *r, uint64_t len,
+                       uint64_t off)
+{
+    for (uint64_t i = 0; i < len >> GRANULE_BITS; i++) {
+        uint64_t pc = qemu_get_be64(f), info = qemu_get_be64(f);
+        unsigned kind = (info >> WRITER_KIND_SHIFT) & WRITER_KIND_MASK;
+
+        if (info && (kind == 0 || kind > MTE_TAG_STORAGE_WRITER_KIND__MAX ||
+                     info >> WRITER_SEQ_SHIFT > s->chk.write_seq)) {
+            error_report("mte-tag-storage: bad writer record 0x%" PRIx64
+                         " for tag storage offset 0x%" PRIx64 " in the "
+                         "migration stream", info, off + (i << GRANULE_BITS));
+            return -EINVAL;
+        }
+        r[i].pc = pc;
+        r[i].info = info;
+    }
+    return owners_stream_error(f);
+}
+
 static int owners_get(QEMUFile *f, void *pv, size_t size,
                       const VMStateField *field)
 {
     MTETagStorageState *s = pv;
-    uint64_t src_size = qemu_get_be64(f), off;
+    uint64_t src_size = qemu_get_be64(f), off, next = 0, chunks = 0;
+    int ret = owners_stream_error(f);
 
+    if (ret) {
+        return ret;
+    }
     if (!s->chk.owner) {
         error_report("mte-tag-storage: the migration source runs "
                      "tag-storage-check=%s, this destination "
@@ -730,20 +787,61 @@ static int owners_get(QEMUFile *f, void *pv, size_t size,
     owner_map_clear((uint8_t *)s->chk.tag_writer, s->chk.owner_size);
     owner_map_clear((uint8_t *)s->chk.data_writer, s->chk.owner_size);
     bitmap_zero(s->chk.owner_written, s->chk.owner_size >> OWNER_CHUNK_BITS);
+    /* Chunks come in increasing order, so the loop ends within the map */
     while ((off = qemu_get_be64(f)) != OWNERS_END) {
         uint64_t len = MIN(OWNERS_PAGE, s->chk.owner_size - off);
 
-        if (off % OWNERS_PAGE || off >= s->chk.owner_size) {
+        ret = owners_stream_error(f);
+        if (ret) {
+            return ret;
+        }
+        if (off % OWNERS_PAGE || off >= s->chk.owner_size || off < next) {
             error_report("mte-tag-storage: bad owner map offset 0x%" PRIx64
                          " in the migration stream", off);
             return -EINVAL;
         }
+        next = off + OWNERS_PAGE;
         qemu_get_buffer(f, s->chk.owner + off, len);
-        qemu_get_buffer(f, (uint8_t *)s->chk.tag_writer + off, len);
-        qemu_get_buffer(f, (uint8_t *)s->chk.data_writer + off, len);
+        ret = owners_stream_error(f);
+        if (ret) {
+            return ret;
+        }
+        for (uint64_t i = 0; i < len; i++) {
+            if (s->chk.owner[off + i] > MTE_TAG_STORAGE_BYTE_TAG) {
+                error_report("mte-tag-storage: bad owner %u for tag storage "
+                             "offset 0x%" PRIx64 " in the migration stream",
+                             s->chk.owner[off + i], off + i);
+                return -EINVAL;
+            }
+        }
+        ret = writers_get(s, f, s->chk.tag_writer + (off >> GRANULE_BITS),
+                          len, off);
+        if (ret) {
+            return ret;
+        }
+        ret = writers_get(s, f, s->chk.data_writer + (off >> GRANULE_BITS),
+                          len, off);
+        if (ret) {
+            return ret;
+        }
         set_bit(off >> OWNER_CHUNK_BITS, s->chk.owner_written);
+        chunks++;
     }
-    return qemu_file_get_error(f);
+    trace_mte_tag_storage_load_owners(s->carveout_base, chunks);
+    return owners_stream_error(f);
+}
+
+/* The source's policy names it in errors: it must be one */
+static bool mig_check_valid(void *opaque, int version_id)
+{
+    MTETagStorageState *s = opaque;
+
+    if (s->chk.mig_check >= MTE_TAG_STORAGE_CHECK__MAX) {
+        error_report("mte-tag-storage: bad tag-storage-check value %u in "
+                     "the migration stream", s->chk.mig_check);
+        return false;
+    }
+    return true;
 }
 
 static const VMStateInfo vmstate_info_owners = {
@@ -755,14 +853,15 @@ static const VMStateInfo vmstate_info_owners = {
 /* The checker's state: owners, writers and counts survive migration */
 static const VMStateDescription vmstate_mte_tag_storage_check = {
     .name = "mte-tag-storage/check",
-    .version_id = 3,
-    .minimum_version_id = 3,
+    .version_id = 1,
+    .minimum_version_id = 1,
     .needed = check_needed,
     .pre_save = check_pre_save,
     .pre_load = check_pre_load,
     .post_load = check_post_load,
     .fields = (const VMStateField[]) {
         VMSTATE_UINT8(chk.mig_check, MTETagStorageState),
+        VMSTATE_VALIDATE("tag-storage-check policy", mig_check_valid),
         VMSTATE_UINT64_ARRAY(chk.mig_counts, MTETagStorageState,
                              4 + MTE_TAG_STORAGE_RULE__MAX),
         VMSTATE_UINT64(chk.write_seq, MTETagStorageState),

@@ -76,6 +76,7 @@ struct MTETagStorageState {
     MemoryRegion self_tags;  /* tags of the carveout itself: none */
     unsigned long *self_tag_reported;  /* carveout pages already logged */
     bool ran;                /* past the reset that creates the machine */
+    const ARMTagMemoryMap *map;  /* the board's: the CPUs' ops, for data */
     QTAILQ_ENTRY(MTETagStorageState) next;
 
     /* the reuse checker, when check is not off */

@@ -134,6 +134,12 @@ void mte_tag_storage_direct(MTETagStorageState *s, ARMTagMemoryDirect *d)
     };
 }
 
+void mte_tag_storage_set_map(MTETagStorageState *s,
+                             const ARMTagMemoryMap *map)
+{
+    s->map = map;
+}
+
 /*
  * The tag storage devices, for the monitor's commands; nothing on the
  * CPUs' paths uses this list (they go through the board).

@@ -25,6 +25,7 @@
 #define FLAG_TAG_STORAGE 1
 #define FLAG_HOST       2
 #define FLAG_GDB        4
+#define FLAG_BENCH      8
 #define FLAG_CHECK      16
 #define FLAG_RANDOM     32
 #define FLAG_PERSIST    64
@@ -33,6 +34,7 @@
 #define FLAG_SECURE     512
 #define FLAG_R4         1024
 #define FLAG_SMP        2048
+#define FLAG_FAULT_STOP 4096
 #define CHECK_FLOOD     100
 #define REPORTS_PER_SEC 20      /* MTE_TAG_STORAGE_REPORTS_PER_SEC */
 
@@ -330,6 +332,19 @@ static const ErrCase err_cases[] = {
       "tag-storage-binding needs tag-storage=on" },
     { "-accel tcg -M virt,mte=on,tag-storage-block-size=8K -cpu max",
       "tag-storage-block-size needs tag-storage=on" },
+    /* whatever the value, even the default, and with tag-storage=off */
+    { "-accel tcg -M virt,mte=on,tag-storage-binding=v3 -cpu max",
+      "tag-storage-binding needs tag-storage=on" },
+    { "-accel tcg -M virt,mte=on,tag-storage-check=off -cpu max",
+      "tag-storage-check needs tag-storage=on" },
+    { "-accel tcg -M virt,mte=on,tag-storage-check=log,tag-storage-check=off "
+      "-cpu max", "tag-storage-check needs tag-storage=on" },
+    { "-accel tcg -M virt,mte=on,tag-storage-init=zero -cpu max",
+      "tag-storage-init needs tag-storage=on" },
+    { "-accel tcg -M virt,mte=on,tag-storage-interleave=off -cpu max",
+      "tag-storage-interleave needs tag-storage=on" },
+    { "-accel tcg -M virt,mte=on,tag-storage=off,tag-storage-check=off "
+      "-cpu max", "tag-storage-check needs tag-storage=on" },
 };
 
 static void test_error(const void *opaque)
@@ -1084,6 +1099,42 @@ static void test_check(const void *opaque)
 }
 
 /* With the checker off, nothing is counted and blocks are not reported */
+/*
+ * The guest's virtual time, under -icount, when its loop of @passes
+ * passes of STG over 32 MiB ends: the instructions it ran
+ */
+static uint64_t icount_stg_loop(const char *machine, uint64_t passes)
+{
+    Guest g = { .extra = "-icount shift=0,sleep=off",
+                .args = { 0, passes } };
+    g_autofree char *out = NULL;
+    const char *t;
+
+    guest_start_opts(&g, machine, FLAG_TAG_STORAGE | FLAG_BENCH);
+    out = wait_serial(&g, "END\n");
+    t = strstr(out, "# cntvct 0x");
+    g_assert_nonnull(t);
+    qtest_quit(g.qts);
+    guest_cleanup(&g);
+    return g_ascii_strtoull(t + strlen("# cntvct "), NULL, 16);
+}
+
+/*
+ * The checker only watches: it records the PC of every tag store, but
+ * the guest runs the same instructions, so under -icount its clock reads
+ * the same as without the checker (a PC found by restoring the CPU state
+ * gave the rest of the TB back to the instruction budget, so time ran
+ * slow)
+ */
+static void test_check_icount(void)
+{
+    uint64_t off = icount_stg_loop("tag-storage=on", 1);
+    uint64_t log = icount_stg_loop("tag-storage=on,tag-storage-check=log", 1);
+
+    g_assert_cmpuint(off, >, 0);
+    g_assert_cmpuint(log, ==, off);
+}
+
 static void test_check_off(void)
 {
     Guest g = {};
@@ -1199,6 +1250,105 @@ static void test_r4(const void *opaque)
         "r4-ldg-reads-storage", "r4-checked-load-passes",
         "r4-ldgm-reads-storage", "r4-stg-ldg", "r4-data-then-ldg-is-r1",
         "r4-scenario", NULL });
+    guest_finish(&g, out);
+}
+
+/*
+ * mte-tag-fault-stop with the reuse checker on.  When the VM stops on a
+ * tag check fault, QEMU reads the allocation tag of the faulting granule
+ * again for "info mte-tag-fault": that is QEMU's own look, no guest
+ * access, so the guest's checked load stays the only tag read counted and
+ * the only violation reported, R4 for a tag nothing wrote (init=random)
+ * or R1 for a tag byte last written as data, not two.
+ */
+typedef struct FaultStopCase {
+    const char *machine;
+    bool data_owned;    /* MAILBOX[4]: the guest writes the tag byte first */
+} FaultStopCase;
+
+static void test_fault_stop_check(const void *opaque)
+{
+    const FaultStopCase *c = opaque;
+    bool event = strstr(c->machine, "tag-storage-check=event") != NULL;
+    uint64_t r1 = c->data_owned, r4 = !c->data_owned;
+    Guest g = { .args = { c->data_owned } };
+    g_autofree char *info = NULL;
+    g_autofree char *want = NULL;
+    uint64_t p, reads, pc;
+    unsigned alloc, logical;
+    QDict *region;
+    char *out;
+
+    guest_launch(&g, c->machine);
+    qtest_qmp_assert_success(g.qts, "{ 'execute': 'mte-tag-fault-stop',"
+                             "  'arguments': { 'enable': true } }");
+    guest_go(&g, FLAG_TAG_STORAGE | FLAG_HOST | FLAG_FAULT_STOP);
+    p = RAM_BASE + g.ram_size / 2 + 14 * 0x10000;
+
+    /* before the load: no tag read yet (TCMA0), no violation */
+    host_wait(&g, 40);
+    region = query_region(&g);
+    reads = qdict_get_uint(region, "tag-reads");
+    g_assert_cmpuint(reads, ==, 0);
+    qobject_unref(region);
+    assert_counts(&g, 0, 0, 0, 0);
+    g_assert_cmpint(drain_events(&g), ==, 0);
+    pc = qtest_readq(g.qts, MAILBOX + 48);
+    /* the guest's logical tag: the allocation tag plus one, never 0 */
+    alloc = qtest_readb(g.qts, TAG_BYTE(&g, p)) & 0xf;
+    logical = alloc % 15 + 1;
+    if (c->data_owned) {
+        g_assert_cmphex(alloc, ==, 0x6);    /* the guest's STRB of 0x96 */
+    }
+    host_ack(&g, 40);
+
+    wait_run_state(g.qts, "debug", 60000);
+    info = qtest_hmp(g.qts, "info mte-tag-fault");
+    want = g_strdup_printf("(pc 0x%" PRIx64 "), VM stopped before it took "
+                           "effect\r\n  logical tag     0x%x\r\n"
+                           "  allocation tag  0x%x\r\n"
+                           "  physical addr   0x%" PRIx64 "\r\n",
+                           pc, logical, alloc, p);
+    if (!strstr(info, want)) {
+        g_test_message("info mte-tag-fault: %s", info);
+        g_test_message("expected: %s", want);
+        g_assert_not_reached();
+    }
+    /* one report and one tag read, both the guest's load */
+    assert_counts(&g, r1, 0, 0, r4);
+    region = query_region(&g);
+    g_assert_cmpuint(qdict_get_uint(region, "tag-reads"), ==, reads + 1);
+    qobject_unref(region);
+    if (event) {
+        Report r = { c->data_owned ? R1 : R4, p, TAG_BYTE(&g, p), 0, pc };
+
+        if (c->data_owned) {
+            r.writer = "data-store";
+            r.writer_pc = qtest_readq(g.qts, MAILBOX + 80);
+        }
+        assert_report(&g, &r);
+    }
+    g_assert_cmpint(drain_events(&g), ==, 0);
+
+    /*
+     * On resume the load runs again and the fault proceeds: the guest
+     * made one access, which the checker counted and reported before the
+     * stop, so nothing more
+     */
+    qtest_qmp_assert_success(g.qts, "{ 'execute': 'cont' }");
+    host_wait(&g, 41);
+    assert_counts(&g, r1, 0, 0, r4);
+    region = query_region(&g);
+    g_assert_cmpuint(qdict_get_uint(region, "tag-reads"), ==, reads + 1);
+    qobject_unref(region);
+    g_assert_cmpint(drain_events(&g), ==, 0);
+    host_ack(&g, 41);
+
+    out = wait_serial(&g, "END\n");
+    assert_checks(out, (const char *const[]) {
+        "fault-stop-delivered", "fault-stop-far", "fault-stop-suppressed",
+        "fault-stop-scenario", NULL });
+    g_assert_nonnull(strstr(out, "RESULT pass=4 fail=0\n"));
     guest_finish(&g, out);
 }
 
@@ -2103,6 +2253,11 @@ int main(int argc, char **argv)
         { "v1", 8192 }, { "v2", 8192 }, { "v3", 8192 },
         { "v3", 65536 },
     };
+    static const FaultStopCase fault_stop_cases[] = {
+        { "tag-storage=on,tag-storage-check=log,tag-storage-init=random,"
+          "tag-storage-init-seed=1234", false },
+        { "tag-storage=on,tag-storage-check=event", true },
+    };
 
     g_test_init(&argc, &argv, NULL);
 
@@ -2142,8 +2297,13 @@ int main(int argc, char **argv)
     add_guest_data_func("mte-tag-storage/check/r4-random", "random", test_r4);
     add_guest_data_func("mte-tag-storage/check/r4-zero", "zero", test_r4);
     add_guest_func("mte-tag-storage/check/init-random", test_init_random);
+    add_guest_data_func("mte-tag-storage/check/fault-stop-unwritten-random",
+                        &fault_stop_cases[0], test_fault_stop_check);
+    add_guest_data_func("mte-tag-storage/check/fault-stop-data-owned",
+                        &fault_stop_cases[1], test_fault_stop_check);
     add_guest_func("mte-tag-storage/check/smp-culprit", test_smp);
     qtest_add_func("mte-tag-storage/check/writers-query", test_writers_query);
+    add_guest_func("mte-tag-storage/check/icount", test_check_icount);
     qtest_add_func("mte-tag-storage/check/blocks-query-pages",
                    test_blocks_query_pages);
     add_guest_data_func("mte-tag-storage/check/fault-stop-qmp",

@@ -10,6 +10,7 @@
 #define HW_ARM_TAG_MEMORY_IF_H
 
 #include "exec/hwaddr.h"
+#include "exec/vaddr.h"
 #include "qemu/host-utils.h"
 #include "qom/object.h"
 
@@ -46,13 +47,20 @@ typedef struct ARMTagMemoryIf ARMTagMemoryIf;
  *   entries only before the machine is ready.  It also leads to the hooks,
  *   so that calling one costs no QOM lookup.
  *
- * - Hooks, called on the CPU's thread from the MTE helpers (with a host
- *   return address @ra) or from a debugger request (@ra is 0):
+ * - Hooks, called on the CPU's thread from the MTE helpers or for a
+ *   debugger, each told who makes the access (ARMTagMemoryAccess):
  *   untagged_access when the tag address space holds something other than
  *   RAM for a Tagged access; and, when the map says report_accesses,
  *   tag_access for each tag access and tagged_io_access for each Tagged
- *   access to I/O memory.  Hooks given an @ra may report the access and
- *   may not return (cpu_loop_exit).
+ *   access to I/O memory.  Those two return a verdict: the CPU goes on,
+ *   or stops before the instruction as a debug stop (only an access with
+ *   a return address can stop).  Hooks never touch the CPU's state
+ *   themselves: the CPU acts on the verdict.
+ *
+ * The CPUs in turn offer the implementer, through the map, what it may
+ * ask of them for accesses that reach it by other paths (data accesses
+ * to I/O memory it owns): ARMTagMemoryCPUOps, set when the CPUs find the
+ * map.
  */
 
 /* Bytes of tagged memory whose tags one tag byte holds */
@@ -95,12 +103,73 @@ typedef struct ARMTagMemoryDirect {
     bool hidden;                /* not guest-visible, so it never holds code */
 } ARMTagMemoryDirect;
 
+/*
+ * What the CPUs do for the implementer, on the thread of @cs.  @ra is a
+ * host return address into translated code (cpu->mem_io_pc, or what a
+ * hook was given), or 0 for none.
+ */
+typedef struct ARMTagMemoryCPUOps {
+    /*
+     * The guest address of the instruction behind @ra (with 0, the CPU's
+     * PC as last saved), found without changing the CPU's state.
+     */
+    vaddr (*insn_pc)(CPUState *cs, uintptr_t ra);
+    /*
+     * Leave the CPU loop for a debug stop (EXCP_DEBUG) before the
+     * instruction behind @ra, which must not be 0; the instruction runs
+     * again when the VM resumes.
+     */
+    G_NORETURN void (*debug_stop)(CPUState *cs, uintptr_t ra);
+} ARMTagMemoryCPUOps;
+
+/* Who makes a tag access */
+typedef enum ARMTagMemoryAccessor {
+    ARM_TAG_MEMORY_BY_CPU,      /* an instruction of the guest */
+    ARM_TAG_MEMORY_BY_DEBUGGER, /* a debugger's request (the gdbstub) */
+    /*
+     * QEMU looks for a report of its own (the tag check fault that stops
+     * the VM, which the guest's access already told of): nobody's access
+     */
+    ARM_TAG_MEMORY_BY_QEMU,
+    /*
+     * The guest's instruction again, after a debug stop before it took
+     * effect: the owner heard of its tag reads already
+     */
+    ARM_TAG_MEMORY_BY_CPU_AGAIN,
+} ARMTagMemoryAccessor;
+
+/* A tag access, as the CPU tells the hooks */
+typedef struct ARMTagMemoryAccess {
+    CPUState *cs;               /* the CPU, or the CPU a debugger uses */
+    ARMTagMemoryAccessor by;
+    /*
+     * An instruction in the middle of its translation block that goes on
+     * to access I/O memory is run again, alone: a hook hears of it twice.
+     */
+    bool mid_tb;
+    uintptr_t ra;               /* the helper's return address, 0: none */
+    const ARMTagMemoryCPUOps *cpu_ops;  /* of @cs */
+} ARMTagMemoryAccess;
+
+/* What the CPU does after a hook */
+typedef enum ARMTagMemoryVerdict {
+    ARM_TAG_MEMORY_GO_ON,       /* the access goes on */
+    ARM_TAG_MEMORY_STOP,        /* a debug stop before the instruction */
+} ARMTagMemoryVerdict;
+
+/* The guest address of the instruction making access @a */
+static inline vaddr arm_tag_memory_access_pc(const ARMTagMemoryAccess *a)
+{
+    return a->cpu_ops->insn_pc(a->cs, a->ra);
+}
+
 typedef struct ARMTagMemoryMap {
     bool report_accesses;       /* call tag_access and tagged_io_access */
     unsigned count;
     ARMTagMemoryDirect *entries;
     ARMTagMemoryIf *owner;      /* the implementer, and its hooks */
     ARMTagMemoryIfClass *hooks;
+    const ARMTagMemoryCPUOps *cpu_ops;  /* set by arm_tag_memory_find_map */
 } ARMTagMemoryMap;
 
 /**
@@ -155,7 +224,7 @@ struct ARMTagMemoryIfClass {
     InterfaceClass parent_class;
 
     /* The map; called once per CPU, at realize */
-    const ARMTagMemoryMap *(*get_map)(ARMTagMemoryIf *tm);
+    ARMTagMemoryMap *(*get_map)(ARMTagMemoryIf *tm);
 
     /*
      * @mr, found in the tag address space for a Tagged access to @paddr,
@@ -167,19 +236,21 @@ struct ARMTagMemoryIfClass {
                             hwaddr paddr);
 
     /*
-     * A Tagged access by @cs to @paddr reached I/O memory: return true if
-     * @paddr is tag storage, whose accesses are then untagged.
+     * A Tagged access @a to @paddr reached I/O memory: return true if
+     * @paddr is tag storage, whose accesses are then untagged, and set
+     * @verdict.
      */
-    bool (*tagged_io_access)(ARMTagMemoryIf *tm, CPUState *cs, hwaddr paddr,
-                             uintptr_t ra);
+    bool (*tagged_io_access)(ARMTagMemoryIf *tm, const ARMTagMemoryAccess *a,
+                             hwaddr paddr, ARMTagMemoryVerdict *verdict);
 
     /*
-     * @cs accesses @len tag bytes at @offset in @mr (which holds them) for
-     * the data at @paddr; @write for tag stores.
+     * Access @a reads or writes (@write, for tag stores) @len tag bytes at
+     * @offset in @mr (which holds them) for the data at @paddr.
      */
-    void (*tag_access)(ARMTagMemoryIf *tm, CPUState *cs, MemoryRegion *mr,
-                       hwaddr offset, unsigned len, bool write, hwaddr paddr,
-                       uintptr_t ra);
+    ARMTagMemoryVerdict (*tag_access)(ARMTagMemoryIf *tm,
+                                      const ARMTagMemoryAccess *a,
+                                      MemoryRegion *mr, hwaddr offset,
+                                      unsigned len, bool write, hwaddr paddr);
 
     /*
      * For debuggers: if the tag byte at @offset in @mr is guest-visible,
@@ -192,10 +263,14 @@ struct ARMTagMemoryIfClass {
 /**
  * arm_tag_memory_find_map: the map of the owner of a CPU's tag memory
  * @tag_memory: the region linked as the CPU's "tag-memory"
+ * @cpu_ops: what the CPU does for the owner; the same for every CPU
  *
  * Returns NULL if the owner does not implement TYPE_ARM_TAG_MEMORY_IF.
+ * Only before the machine is ready.
  */
-const ARMTagMemoryMap *arm_tag_memory_find_map(MemoryRegion *tag_memory);
+const ARMTagMemoryMap *
+arm_tag_memory_find_map(MemoryRegion *tag_memory,
+                        const ARMTagMemoryCPUOps *cpu_ops);
 
 /*
  * Calls for the CPU, through the map that arm_tag_memory_find_map() gave
@@ -210,24 +285,27 @@ static inline bool arm_tag_memory_untagged_access(const ARMTagMemoryMap *map,
            map->hooks->untagged_access(map->owner, mr, paddr);
 }
 
-static inline bool arm_tag_memory_tagged_io_access(const ARMTagMemoryMap *map,
-                                                   CPUState *cs, hwaddr paddr,
-                                                   uintptr_t ra)
+static inline bool
+arm_tag_memory_tagged_io_access(const ARMTagMemoryMap *map,
+                                const ARMTagMemoryAccess *a, hwaddr paddr,
+                                ARMTagMemoryVerdict *verdict)
 {
+    *verdict = ARM_TAG_MEMORY_GO_ON;
     return map && map->hooks->tagged_io_access &&
-           map->hooks->tagged_io_access(map->owner, cs, paddr, ra);
+           map->hooks->tagged_io_access(map->owner, a, paddr, verdict);
 }
 
-static inline void arm_tag_memory_tag_access(const ARMTagMemoryMap *map,
-                                             CPUState *cs, MemoryRegion *mr,
-                                             hwaddr offset, unsigned len,
-                                             bool write, hwaddr paddr,
-                                             uintptr_t ra)
+static inline ARMTagMemoryVerdict
+arm_tag_memory_tag_access(const ARMTagMemoryMap *map,
+                          const ARMTagMemoryAccess *a, MemoryRegion *mr,
+                          hwaddr offset, unsigned len, bool write,
+                          hwaddr paddr)
 {
     if (map && map->hooks->tag_access) {
-        map->hooks->tag_access(map->owner, cs, mr, offset, len, write,
-                               paddr, ra);
+        return map->hooks->tag_access(map->owner, a, mr, offset, len, write,
+                                      paddr);
     }
+    return ARM_TAG_MEMORY_GO_ON;
 }
 
 static inline bool arm_tag_memory_tag_guest_paddr(const ARMTagMemoryMap *map,

@@ -142,36 +142,49 @@ bool mte_tag_storage_untagged_access(MTETagStorageState *s, MemoryRegion *mr,
 /**
  * mte_tag_storage_tag_access: tell the reuse checker about a tag access
  * @s: realized tag storage
- * @cs: the CPU whose MTE helper (or debugger request) accesses tags
+ * @a: who makes the access (a CPU's MTE helper, or a debugger)
  * @mr: the region holding the tags
  * @offset: offset of the first tag byte in @mr
  * @len: number of tag bytes the access may read or write
  * @write: true for tag stores
  * @paddr: physical address of the data whose tags these are
- * @ra: host return address of the helper, 0 for debugger accesses
+ * @verdict: set to ARM_TAG_MEMORY_STOP when check=stop stops the VM
+ *           before the instruction (only for accesses with a return
+ *           address), else ARM_TAG_MEMORY_GO_ON
  *
- * Returns false if the tag bytes are not in @s's carveout.  May not
- * return (check=stop) when @ra is not 0.
+ * Returns false if the tag bytes are not in @s's carveout.
  */
-bool mte_tag_storage_tag_access(MTETagStorageState *s, CPUState *cs,
+bool mte_tag_storage_tag_access(MTETagStorageState *s,
+                                const ARMTagMemoryAccess *a,
                                 MemoryRegion *mr, hwaddr offset, unsigned len,
-                                bool write, hwaddr paddr, uintptr_t ra);
+                                bool write, hwaddr paddr,
+                                ARMTagMemoryVerdict *verdict);
 
 /**
  * mte_tag_storage_tagged_carveout: check a Tagged access to I/O memory
  * @s: realized tag storage
- * @cs: the CPU making the access
+ * @a: who makes the access
  * @paddr: physical address of the access
- * @ra: host return address of the helper, 0 for debugger accesses
+ * @verdict: as for mte_tag_storage_tag_access()
  *
  * With check not off, the carveout is an I/O region for data accesses,
  * so a Tagged access to it reaches the helpers as an access to I/O
  * memory.  Returns true if @paddr is in @s's carveout: the access is then
- * untagged, and reported as R3 (and may not return, with check=stop, when
- * @ra is not 0).
+ * untagged, and reported as R3.
  */
-bool mte_tag_storage_tagged_carveout(MTETagStorageState *s, CPUState *cs,
-                                     hwaddr paddr, uintptr_t ra);
+bool mte_tag_storage_tagged_carveout(MTETagStorageState *s,
+                                     const ARMTagMemoryAccess *a,
+                                     hwaddr paddr,
+                                     ARMTagMemoryVerdict *verdict);
+
+/**
+ * mte_tag_storage_set_map: the board's map, which leads to the CPUs
+ * @s: tag storage
+ * @map: the map of the board's TYPE_ARM_TAG_MEMORY_IF; its cpu_ops
+ *       locate and stop the CPU of a data access to the checked carveout
+ */
+void mte_tag_storage_set_map(MTETagStorageState *s,
+                             const ARMTagMemoryMap *map);
 
 /**
  * mte_tag_storage_guest_paddr: where a tag byte is, for debuggers

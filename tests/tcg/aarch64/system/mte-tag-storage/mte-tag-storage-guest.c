@@ -46,6 +46,7 @@
 #define FLAG_SECURE     512 /* -M secure=on: we run at Secure EL1 */
 #define FLAG_R4         1024 /* tag reads of unwritten tag storage */
 #define FLAG_SMP        2048 /* -smp 2: culprits on the other CPU */
+#define FLAG_FAULT_STOP 4096 /* one tag check fault, variant MAILBOX[4] */
 
 #define GRANULE         16
 #define PAGE            4096
@@ -216,11 +217,13 @@ static void mmu_on(void)
         | (1ull << 23)          /* EPD1 */
         | (2ull << 32)          /* IPS: 40 bits */
         | (1ull << 37);         /* TBI0 */
-    if (MAILBOX[0] & FLAG_R4) {
+    if (MAILBOX[0] & (FLAG_R4 | FLAG_FAULT_STOP)) {
         /*
          * TCMA0: accesses with logical tag 0 (code, stack, data) are not
          * checked, since with tag-storage-init=random their allocation
          * tags are garbage; the scenario's own accesses have other tags.
+         * FLAG_FAULT_STOP also needs them to read no tags, so that the
+         * host can count the tag reads of its one checked load exactly.
          */
         tcr |= 1ull << 57;
     }
@@ -925,6 +928,51 @@ static void r4_scenario(void)
 }
 
 /*
+ * For the fault stop tests (FLAG_FAULT_STOP, the host has turned
+ * mte-tag-fault-stop on): one checked load that faults, at
+ * fault_stop_insn (MAILBOX[6]), from a granule whose tag nothing wrote
+ * (MAILBOX[4] = 0: R4 with tag-storage-init=random) or whose tag byte the
+ * guest last wrote as data (MAILBOX[4] = 1: R1, naming the store in
+ * MAILBOX[10]).  The logical tag is the allocation tag plus one, never 0
+ * (TCMA0 leaves tag 0 unchecked), so that the load surely faults.  The
+ * host counts at stage 40, while the VM is stopped on the fault, and at
+ * stage 41, after the fault reached the handler.
+ */
+static void fault_stop_scenario(void)
+{
+    uint64_t p = buf_base(14), v = 0;
+    unsigned t;
+    int before;
+
+    if (MAILBOX[4]) {
+        MAILBOX[10] = INSN_ADDR(fault_stop_culprit_insn);
+        asm volatile(".globl fault_stop_culprit_insn\n"
+                     "fault_stop_culprit_insn: strb %w0, [%1]"
+                     :: "r"(0x96), "r"(tag_byte(p)) : "memory");
+    }
+    /* untagged, so unchecked: no tag read */
+    store64(p, 0x5a5a);
+    /* reading the carveout as data is no violation of these bytes */
+    t = carveout_tag(p) % 15 + 1;
+    MAILBOX[6] = INSN_ADDR(fault_stop_insn);
+    host_stage(40);
+
+    before = fault_count;
+    expect_fault = 1;
+    asm volatile(".globl fault_stop_insn\n"
+                 "fault_stop_insn: ldr %0, [%1]"
+                 : "+r"(v) : "r"(with_tag(p, t)) : "memory");
+    expect_fault = 0;
+    check("fault-stop-delivered", fault_count == before + 1 &&
+          ((fault_esr >> 26) & 0x3f) == 0x25 && (fault_esr & 0x3f) == 0x11);
+    check_eq("fault-stop-far", fault_far & ADDR_MASK, p);
+    /* the handler skipped the load: v kept its 0, not 0x5a5a */
+    check_eq("fault-stop-suppressed", v, 0);
+    host_stage(41);
+    check("fault-stop-scenario", 1);
+}
+
+/*
  * With -smp 2: the culprit on one CPU, the violation on the other.  CPU 1
  * runs smp_secondary(), one command at a time from smp_cmd.
  */
@@ -1590,7 +1638,11 @@ static void bench(uint64_t which, uint64_t passes)
         }
     }
     check("bench", sum != 1);  /* keep the loads */
-    puts_uart("RESULT pass=1 fail=0\nEND\n");
+    /* under -icount, virtual time counts the instructions run */
+    asm volatile("isb; mrs %0, cntvct_el0" : "=r"(sum));
+    puts_uart("# cntvct ");
+    put_hex(sum);
+    puts_uart("\nRESULT pass=1 fail=0\nEND\n");
     asm volatile("mov x0, %0; hvc #0" :: "r"(0x84000008ull) : "x0");
 }
 
@@ -1616,6 +1668,8 @@ int main(void)
         bench(MAILBOX[4], MAILBOX[5]);
     } else if (MAILBOX[0] & FLAG_GDB) {
         gdb_scenario();
+    } else if (MAILBOX[0] & FLAG_FAULT_STOP) {
+        fault_stop_scenario();
     } else if (MAILBOX[0] & FLAG_R4) {
         r4_scenario();
     } else if (MAILBOX[0] & FLAG_SMP) {

@@ -1,0 +1,441 @@
+#!/usr/bin/python3
+"""Boot a kernel that reuses MTE tag storage and judge the run from both sides.
+
+For guest/tests/reuse-kernel.sh.  Runs QEMU with -no-shutdown, QMP, and the
+guest's console on a UNIX socket, logged to --log.  Each "SNAP <name>" line
+of the guest (guest/reuse-workload.c, which waits for an answer when the
+command line has mts.snapack) makes it record the reuse checker's owner of
+every carveout block (query-mte-tag-storage, all pages of the reply), then
+answer.  A debug stop (tag-storage-check=stop) is counted and the VM let go
+on.  After power-off it records the owners and counters once more and saves
+the carveout (pmemsave).
+
+Prints "ok"/"not ok" lines named "reuse-kernel/<name>/<check>" (the
+check's details on "#" lines after it) and exits 1 if one failed:
+
+  guest      the guest's own checks (all ok, a RESULT line; with
+             --mode=suite: only the MTE suite's and all of them printed;
+             with --mode=control: the reuse checks fail, the others pass)
+  violations the checker's counts by rule (--expect-violations), with each
+             log line, its PCs resolved with the kernel's System.map or the
+             guest program's symbols; debug stops (stop policy) as many
+  owners     the carveout pages that held the guest's data are data-owned
+             when it filled memory; blocks owned by data then are owned by
+             tags at power-off (reuse); every block with tags of a page the
+             guest tagged is owned by tags (or mixed) at power-off
+  tags       the carveout holds those pages' tags, as the guest read them
+             with LDG: same CRC-32 as its TAGDIGEST line
+
+--summary FILE writes the numbers as JSON."""
+import argparse
+import bisect
+import json
+import os
+import queue
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zlib
+
+from guestsyms import Functions
+from qmp_session import ERRORS, Session
+
+RAM_BASE = 0x40000000
+PAGE = 4096
+RULES = ['tag-read-of-data', 'data-read-of-tags',
+         'tagged-access-to-tag-storage', 'tag-read-of-unwritten']
+# the workload's checks that only pass when the kernel reuses tag storage
+REUSE_CHECKS = ['reuse-dt-tag-storage', 'reuse-enabled', 'reuse-cma-total',
+                'reuse-fill-in-carveout', 'reuse-mprotect-left-carveout',
+                'reuse-cma-alloc', 'reuse-pgmigrate', 'reuse-page-migrated']
+# ... of which this one may pass without tag storage too (compaction)
+MAY_PASS = 'reuse-pgmigrate'
+
+
+class Console(threading.Thread):
+    """The guest's console on a UNIX socket: logged, SNAP lines queued."""
+
+    def __init__(self, path, log, deadline, proc):
+        super().__init__(daemon=True)
+        while True:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.time() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        self.log = open(log, 'wb')
+        self.snaps = queue.Queue()
+
+    def run(self):
+        pending = b''
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                data = b''
+            if not data:
+                break
+            self.log.write(data)
+            self.log.flush()
+            lines = (pending + data).split(b'\n')
+            pending = lines.pop()
+            for line in lines:
+                m = re.match(rb'SNAP (\S+)', line)
+                if m:
+                    self.snaps.put(m.group(1).decode())
+        self.log.close()
+
+    def answer(self):
+        try:
+            self.sock.sendall(b'\n')
+        except OSError:
+            pass
+
+
+class Symbols:
+    """Kernel PCs (System.map) and the guest program's (nm)."""
+
+    def __init__(self, system_map, program):
+        self.kernel = []
+        if system_map:
+            with open(system_map) as f:
+                for line in f:
+                    a, t, name = line.split()[:3]
+                    if t in 'tTwW':
+                        self.kernel.append((int(a, 16), name))
+            self.kernel.sort()
+        self.starts = [k[0] for k in self.kernel]
+        self.user = Functions(program) if program else None
+
+    def at(self, pc):
+        if pc >= 1 << 63:
+            i = bisect.bisect_right(self.starts, pc) - 1
+            if i < 0:
+                return '?'
+            return '%s+0x%x' % (self.kernel[i][1], pc - self.kernel[i][0])
+        return self.user.at(pc) if self.user else '?'
+
+
+def query_owners(mon):
+    """query-mte-tag-storage, with every block's owner ('owners': a list)"""
+    info = mon.cmd('query-mte-tag-storage')['return']
+    bs = info['block-size']
+    for r in info['regions']:
+        base, size = r['carveout-base'], r['carveout-size']
+        owners = [None] * (size // bs)
+        blocks = list(r.get('blocks', []))
+        nxt = r.get('blocks-next')
+        while nxt is not None:
+            more = mon.cmd('query-mte-tag-storage', base=nxt,
+                           size=base + size - nxt)['return']
+            rr = [x for x in more['regions'] if x['carveout-base'] == base][0]
+            blocks += rr.get('blocks', [])
+            nxt = rr.get('blocks-next')
+        for b in blocks:
+            first = (b['base'] - base) // bs
+            for i in range(first, first + b['size'] // bs):
+                owners[i] = b['owner']
+        r['owners'] = owners
+        r.pop('blocks', None)
+    return info
+
+
+def access(r):
+    """the access counters of query-mte-tag-storage region @r"""
+    return '%d tag reads, %d tag writes, %d data reads, %d data writes' % (
+        r['tag-reads'], r['tag-writes'], r['data-reads'], r['data-writes'])
+
+
+def counts(owners):
+    c = {}
+    for o in owners:
+        c[o] = c.get(o, 0) + 1
+    return c
+
+
+def runs(console, what):
+    """[(pfn, n)] of the console's "WHAT <pfn> <n>" lines, in order"""
+    return [(int(p, 16), int(n)) for p, n in
+            re.findall(r'^%s ([0-9a-f]+) (\d+)$' % what, console, re.M)]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--qemu', required=True)
+    ap.add_argument('--kernel', required=True)
+    ap.add_argument('--initrd', required=True)
+    ap.add_argument('--name', required=True)
+    ap.add_argument('--machine', default='tag-storage=on')
+    ap.add_argument('--ram-mib', type=int, default=2048)
+    ap.add_argument('--extra', default='', help='more QEMU options')
+    ap.add_argument('--append', default='', help='more kernel command line')
+    ap.add_argument('--timeout', type=int, default=150)
+    ap.add_argument('--log', required=True, help='console log file')
+    ap.add_argument('--mode', choices=['workload', 'control', 'suite'],
+                    default='workload')
+    ap.add_argument('--expect-violations', metavar='R1,R2,R3,R4',
+                    help='exact counts of the checker at power-off')
+    ap.add_argument('--system-map', help='the kernel\'s, for kernel PCs')
+    ap.add_argument('--program', help='the guest program, for user PCs')
+    ap.add_argument('--summary', metavar='FILE', help='numbers, as JSON')
+    a = ap.parse_args()
+    checker = re.search(r'(^|,)tag-storage-check=(log|event|stop)',
+                        a.machine) and \
+        re.search(r'(^|,)tag-storage=on', a.machine)
+
+    tmp = tempfile.mkdtemp(prefix='mts-reuse-')
+    qmp_sock = os.path.join(tmp, 'qmp.sock')
+    con_sock = os.path.join(tmp, 'console.sock')
+    dump = os.path.join(tmp, 'carveout.bin')
+    append = 'console=ttyAMA0 panic=-1 nokaslr ' + a.append
+    cmd = [a.qemu, '-M', ','.join(['virt,mte=on'] + [a.machine] * bool(a.machine)),
+           '-cpu', 'max,pauth-impdef=on', '-m', '%dM' % a.ram_mib,
+           '-display', 'none', '-no-shutdown', '-nodefaults',
+           '-chardev', 'socket,id=con0,path=%s,server=on,wait=on' % con_sock,
+           '-serial', 'chardev:con0',
+           '-qmp', 'unix:%s,server=on,wait=off' % qmp_sock,
+           '-kernel', a.kernel, '-initrd', a.initrd,
+           '-append', append.strip()] + a.extra.split()
+    start = time.time()
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    snaps = {}
+    stops = []
+    final = None
+    carveout = None
+    problem = None
+    try:
+        con = Console(con_sock, a.log, start + 20, proc)
+        con.start()
+        mon = Session(qmp_sock, start + 20, proc)
+        deadline = start + a.timeout
+        while True:
+            try:
+                name = con.snaps.get(timeout=0.1)
+                if checker:
+                    snaps[name] = query_owners(mon)
+                    snaps[name]['t'] = time.time() - start
+                con.answer()
+            except queue.Empty:
+                pass
+            st = mon.cmd('query-status')['return']['status']
+            if st == 'debug':
+                stops.append(time.time() - start)
+                mon.cmd('cont')
+            elif st in ('shutdown', 'guest-panicked'):
+                break
+            if time.time() > deadline:
+                problem = 'guest did not finish in %d s' % a.timeout
+                break
+        elapsed = time.time() - start
+        if checker:
+            final = query_owners(mon)
+            r = final['regions'][0]
+            mon.cmd('pmemsave', val=r['carveout-base'],
+                    size=r['carveout-size'], filename=dump)
+            carveout = open(dump, 'rb').read()
+        mon.quit()
+    except ERRORS as e:
+        problem = 'QEMU: %s' % e
+        elapsed = time.time() - start
+    finally:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for p in (qmp_sock, con_sock, dump):
+            if os.path.exists(p):
+                os.unlink(p)
+        os.rmdir(tmp)
+    err = proc.stderr.read()
+    console = open(a.log, errors='replace').read() \
+        if os.path.exists(a.log) else ''
+    prefix = 'reuse-kernel/%s/' % a.name
+    failed = []
+    summary = {'name': a.name, 'seconds': round(elapsed, 1)}
+
+    def tap(check, ok, details):
+        print('%s %s%s' % ('ok' if ok else 'not ok', prefix, check))
+        for d in details:
+            print('#   ' + d)
+        if not ok:
+            failed.append(check)
+
+    # the guest's checks
+    checks = re.findall(r'^(ok|not ok) (\S+)$', console, re.M)
+    res = re.search(r'^RESULT pass=(\d+) fail=(\d+)$', console, re.M)
+    bad = [n for s, n in checks if s != 'ok']
+    details = ['%d checks, %d failed%s; boot to power-off %.1f s'
+               % (len(checks), len(bad),
+                  ' (%s)' % ' '.join(bad) if bad else '', elapsed)]
+    details += ['console: ' + ln for ln in
+                re.findall(r'^(?:MEMINFO|# (?:fill|kept|tagged|vmstat|'
+                           r'mprotect|dmesg|workload)).*$', console, re.M)]
+    details += re.findall(r'^.*(?:Kernel panic|Attempted to kill init|'
+                          r'unexpected-signal|WARNING|BUG:|Oops).*$',
+                          console, re.M)
+    if problem:
+        details.append(problem)
+    if a.mode == 'workload':
+        ok = res is not None and not bad and checks and not problem
+    elif a.mode == 'control':
+        names = [n for _, n in checks]
+        want_bad = [c for c in REUSE_CHECKS if c in names and c != MAY_PASS]
+        ok = res is not None and not problem and \
+            sorted(set(bad) - {MAY_PASS}) == sorted(want_bad) and \
+            len(want_bad) == len(REUSE_CHECKS) - 1
+        details.insert(0, 'without tag storage the reuse checks must fail '
+                       '(%s), the others pass' % ' '.join(REUSE_CHECKS))
+    else:
+        ok = res is not None and not problem and len(checks) >= 20
+    rfc = re.search(r'MTE tag storage: MTE tag storage region management '
+                    r'(enabled|disabled)', console)
+    summary['rfc'] = rfc.group(1) if rfc else 'silent'
+    details.append('kernel log: tag storage management %s'
+                   % summary['rfc'])
+    summary['guest'] = {'checks': len(checks), 'failed': bad}
+    vm = {n: (int(b), int(c)) for n, b, c in
+          re.findall(r'^VMSTAT (\S+) (-?\d+) (\d+)$', console, re.M)}
+    summary['vmstat-delta'] = {n: c - b for n, (b, c) in vm.items()
+                               if b >= 0 and c != b}
+    tap('guest', ok, details)
+
+    # the reuse checker
+    if checker:
+        r = final['regions'][0] if final else None
+        syms = Symbols(a.system_map, a.program)
+        lines = re.findall(r'^.*mte-tag-storage: R\d .*$', err, re.M)
+        details = []
+        got = None
+        if r:
+            v = r['violations']
+            got = ','.join('%d' % v[k] for k in RULES)
+            details.append('checker %s: %d tag reads, %d tag writes, %d data '
+                           'reads, %d data writes; violations R1,R2,R3,R4 = '
+                           '%s' % (final['check'], r['tag-reads'],
+                                   r['tag-writes'], r['data-reads'],
+                                   r['data-writes'], got))
+            summary['checker'] = {k: r[k] for k in
+                                  ('tag-reads', 'tag-writes', 'data-reads',
+                                   'data-writes', 'violations')}
+        for line in lines[:40]:
+            pcs = re.findall(r'pc (0x[0-9a-f]+)', line)
+            names = ', '.join('%s = %s' % (pc, syms.at(int(pc, 16)))
+                              for pc in pcs)
+            details.append('%s [%s]' % (line.split('mte-tag-storage: ', 1)[1],
+                                        names))
+        if len(lines) > 40:
+            details.append('... %d report lines in all' % len(lines))
+        details += re.findall(r'^.*suppressed.*$', err, re.M)
+        if stops:
+            details.append('%d debug stops (stop policy), first at %.1f s'
+                           % (len(stops), stops[0]))
+        summary['stops'] = len(stops)
+        ok = got is not None and not stops and \
+            (a.expect_violations is None or got == a.expect_violations)
+        if a.expect_violations:
+            details[0:0] = ['expected violations %s, no debug stop'
+                            % a.expect_violations]
+        tap('violations', ok, details)
+    other = [ln for ln in err.strip().splitlines()
+             if 'mte-tag-storage: R' not in ln and 'suppressed' not in ln and
+             'waiting for connection' not in ln]
+    if other:
+        print('# qemu stderr: ' + '\n# qemu stderr: '.join(other[:20]))
+
+    if checker and a.mode == 'workload' and final:
+        r = final['regions'][0]
+        base, bs = r['carveout-base'], final['block-size']
+        end_owner = r['owners']
+        summary['owners'] = {}
+        details = []
+        for name in ['boot', 'fill', 'tagged']:
+            if name in snaps:
+                sr = snaps[name]['regions'][0]
+                c = counts(sr['owners'])
+                summary['owners'][name] = c
+                details.append('owners at SNAP %-6s (%5.1f s): %s; %s'
+                               % (name, snaps[name]['t'], c, access(sr)))
+        c = counts(end_owner)
+        summary['owners']['power-off'] = c
+        details.append('owners at power-off:          %s; %s'
+                       % (c, access(r)))
+        ok = 'fill' in snaps and 'tagged' in snaps
+        if not ok:
+            details.append('missing snapshots: got %s' % sorted(snaps))
+        else:
+            fill = snaps['fill']['regions'][0]['owners']
+            # the carveout pages the guest filled are data-owned
+            data_pages = [p for pfn, n in runs(console, 'CARVEOUT-DATA')
+                          for p in range(pfn, pfn + n)]
+            wrong = [p for p in data_pages
+                     if fill[(p * PAGE - base) // bs] != 'data']
+            details.append('%d carveout pages held guest data at SNAP fill, '
+                           '%d of their blocks not data-owned then%s'
+                           % (len(data_pages), len(wrong),
+                              ' (first pfn 0x%x)' % wrong[0] if wrong else ''))
+            # reuse: data then, tags later
+            reused = [i for i, o in enumerate(fill) if o == 'data' and
+                      end_owner[i] in ('tag', 'mixed')]
+            reused_t = [i for i, o in enumerate(fill) if o == 'data' and
+                        snaps['tagged']['regions'][0]['owners'][i]
+                        in ('tag', 'mixed')]
+            details.append('%d blocks data-owned at SNAP fill hold tags at '
+                           'SNAP tagged, %d at power-off' %
+                           (len(reused_t), len(reused)))
+            # every tag block of a tagged page holds tags
+            tagged = [p for pfn, n in runs(console, 'TAGGED')
+                      for p in range(pfn, pfn + n)]
+            blocks = sorted(set((p * PAGE - RAM_BASE) // 32 // bs
+                                for p in tagged))
+            untagged = [b for b in blocks
+                        if end_owner[b] not in ('tag', 'mixed')]
+            details.append('%d pages tagged by the guest, their tags in %d '
+                           'blocks, %d of them not tag-owned%s'
+                           % (len(tagged), len(blocks), len(untagged),
+                              ' (first 0x%x: %s)' % (
+                                  base + untagged[0] * bs,
+                                  end_owner[untagged[0]])
+                              if untagged else ''))
+            summary.update({'data-pages': len(data_pages),
+                            'data-pages-not-data': len(wrong),
+                            'reused-blocks': len(reused),
+                            'reused-blocks-tagged': len(reused_t),
+                            'tagged-pages': len(tagged),
+                            'tag-blocks': len(blocks),
+                            'tag-blocks-not-tag': len(untagged)})
+            ok = data_pages and not wrong and reused and reused_t and \
+                tagged and not untagged
+        tap('owners', ok, details)
+
+        # the tags themselves
+        digest = re.search(r'^TAGDIGEST ([0-9a-f]{8}) (\d+)$', console, re.M)
+        crc = 0
+        tagged = runs(console, 'TAGGED')
+        for pfn, n in tagged:
+            off = (pfn * PAGE - RAM_BASE) // 32
+            crc = zlib.crc32(carveout[off:off + n * PAGE // 32], crc)
+        npages = sum(n for _, n in tagged)
+        ok = digest is not None and int(digest.group(1), 16) == crc and \
+            int(digest.group(2)) == npages and npages > 0
+        tap('tags', ok, ['CRC-32 of the carveout bytes holding the tags of '
+                         'the %d pages: %08x, the guest\'s LDG: %s'
+                         % (npages, crc, digest.group(1) if digest
+                            else 'none')])
+
+    if a.summary:
+        with open(a.summary, 'w') as f:
+            json.dump(summary, f, indent=1)
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
