@@ -2,9 +2,9 @@
 # Build the test guest's initramfs: our static /init (mte-init.c), the
 # DMA test /virtio-dma (virtio-dma.c) with the kernel's virtio modules
 # (from fetch-guest.sh) in /lib/modules, the carveout workers
-# /thumb-carveout (AArch32 Thumb-2) and /a64-carveout (thumb-carveout.c)
-# and, when Debian's arm64 busybox-static could be fetched, a busybox
-# /bin/sh.
+# /thumb-carveout (AArch32 Thumb-2) and /a64-carveout (thumb-carveout.c),
+# the tag storage reuse workload /reuse-workload (reuse-workload.c) and,
+# when Debian's arm64 busybox-static could be fetched, a busybox /bin/sh.
 # Prints the path of the cpio archive.
 set -eu
 . "$(dirname "$0")/../scripts/common.sh"

@@ -701,13 +701,13 @@ int main(int argc, char **argv)
 
     if (strstr(cmdline, "mts.reuse=")) {
         /*
-         * guest/tests/reuse-kernel.sh: /reuse-workload THREADS instead of
-         * the checks, as PID 1 (its tagged pages must outlive it)
+         * guest/tests/reuse-kernel.sh: /reuse-workload THREADS[,MODE]
+         * instead of the checks, as PID 1 (its tagged pages must outlive it)
          */
-        char threads[16] = "1";
-        char *args[] = { (char *)"/reuse-workload", threads, NULL };
+        char mode[32] = "1";
+        char *args[] = { (char *)"/reuse-workload", mode, NULL };
 
-        sscanf(strstr(cmdline, "mts.reuse=") + 10, "%15[0-9]", threads);
+        sscanf(strstr(cmdline, "mts.reuse=") + 10, "%31s", mode);
         execv(args[0], args);
         printf("not ok reuse-workload-exec\nRESULT pass=0 fail=1\nFAIL\n");
         sync();

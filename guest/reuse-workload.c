@@ -1,22 +1,27 @@
 /*
  * /reuse-workload of the Linux test guest: makes a kernel that reuses
  * MTE tag storage (the arm,mte-tag-storage RFC) put data in the carveout
- * and then take carveout blocks back for tags.  Started by /init
- * (mte-init.c) as "/reuse-workload THREADS" when the kernel command line
- * has mts.reuse=THREADS; guest/tests/reuse-kernel.sh runs it.
+ * and then take carveout pages and blocks back for tags.  Started by
+ * /init (mte-init.c) as "/reuse-workload THREADS[,pair|,merge]" when the
+ * kernel command line has mts.reuse=THREADS[,pair|,merge];
+ * guest/tests/reuse-kernel.sh runs it.
  *
  * 1. fill most of free memory with untagged data (a pattern of the page
  *    number), until the allocator puts some of it in the carveout, which
  *    the kernel gave it as MIGRATE_CMA memory; unmap the first part of
  *    the fill (never in the carveout) to make room again;
- * 2. mprotect(PROT_MTE) the last part of the fill, carveout pages
- *    included: the kernel must migrate those out of the carveout and
- *    reserve the tag blocks of the others; then tag it with IRG and STG;
+ * 2. mprotect(PROT_MTE) populated fill pages, carveout pages among them:
+ *    the kernel must migrate those out of the carveout and reserve the tag
+ *    blocks of the others; then tag them with IRG and STG.  Which pages
+ *    and how many at a time: see choose_window() (pair and merge do what
+ *    this port gets wrong);
  * 3. THREADS threads map and touch fresh PROT_MTE memory, tagging every
  *    granule with IRG and STG and storing data through the tagged
  *    pointers: the kernel reserves the tag blocks, migrating the data
  *    that the fill left in them;
- * 4. check everything: the fill data (checksum before and after, and
+ * 4. fill what is left with untagged data again: free carveout pages go
+ *    to data, which must not be blocks that hold tags in use;
+ * 5. check everything: the fill data (checksum before and after, and
  *    against the pattern, through tagged pointers where tagged), the tags
  *    with LDG, that no tagged page is in the carveout, the kernel's
  *    counters (/proc/vmstat deltas) and log.
@@ -72,6 +77,7 @@
 #define MIB (1UL << 20)
 
 #define FILL_LEAVE_KB (40 * 1024)   /* stop filling at this MemFree */
+#define REFILL_LEAVE_KB (24 * 1024) /* and filling again at this one */
 #define FILL_FREE (256 * MIB)       /* then unmap this much of it again */
 #define MPROTECT_LEN (32 * MIB)     /* the end of the fill: PROT_MTE */
 #define TAGGED_LEN (96 * MIB)       /* fresh PROT_MTE memory */
@@ -108,7 +114,8 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
 
 static void *with_tag(void *p, unsigned tag)
 {
-    return (void *)(((uintptr_t)p & ADDR_MASK) | ((uintptr_t)(tag & 15) << 56));
+    return (void *)(((uintptr_t)p & ADDR_MASK) |
+                    ((uintptr_t)(tag & 15) << 56));
 }
 
 static unsigned ldg(void *p)
@@ -482,6 +489,86 @@ static void *tag_slice(void *arg)
     return NULL;
 }
 
+/*
+ * Which fill pages to mprotect(PROT_MTE), from *first for *n pages, and
+ * how; for each mode, what the port gets wrong without its precautions:
+ * PLAIN  the last *n pages of the fill, every other page on its own.
+ *        In one call, mprotect_fixup() would isolate the carveout pages
+ *        first and migrate them at the end, and fail to reserve (-EBUSY)
+ *        the tag block of any later page that is one of them (PAIR); a
+ *        page at a time with no gap, each call would extend a VM_MTE vma
+ *        (MERGE);
+ * PAIR   a carveout page and a later page whose tag block it is, the
+ *        closest such pair, in one call;
+ * MERGE  a carveout page, the page before it and the 32 after it, a page
+ *        at a time.
+ * @pfn: the page frames of the fill pages, @lo to @hi the ones mapped.
+ */
+enum Mode { PLAIN, PAIR, MERGE };
+static const char *const mode_text[] = {
+    "", ", mprotect of a page and its tag block in one call",
+    ", mprotect next to a PROT_MTE mapping",
+};
+
+static int choose_window(enum Mode mode, const uint64_t *pfn, uint64_t lo,
+                         uint64_t hi, uint64_t *first, uint64_t *n)
+{
+    uint64_t tbase = ts.tagged_base / PAGE, max = *n;
+    uint64_t bpages = ts.block_size > PAGE ? ts.block_size / PAGE : 1;
+    uint64_t best_a = 0, best_b = 0;
+    int64_t *idx;
+
+    if (mode == PLAIN) {
+        *first = hi - max;
+        return 1;
+    }
+    idx = calloc(cv_end - cv_pfn + 1, sizeof(*idx));
+    if (!idx || !ts.size) {
+        free(idx);
+        return 0;
+    }
+    /* the fill page of each carveout page, plus one (0: none) */
+    for (uint64_t i = lo; i < hi; i++) {
+        if (in_carveout(pfn[i])) {
+            idx[pfn[i] - cv_pfn] = i + 1;
+        }
+    }
+    for (uint64_t b = lo; b < hi; b++) {
+        if (mode == MERGE && in_carveout(pfn[b]) && b > lo && b + 32 < hi) {
+            best_a = b - 1;
+            best_b = b + 32;
+            break;
+        }
+        if (pfn[b] < tbase || pfn[b] >= tbase + ts.tagged_size / PAGE) {
+            continue;
+        }
+        /* PAIR: the carveout pages before b that are its tag block */
+        uint64_t b0 = (pfn[b] - tbase) / 32 / bpages * bpages;
+        for (uint64_t t = b0; t < b0 + bpages; t++) {
+            uint64_t a = idx[t] - 1;
+
+            if (idx[t] && a < b && b - a < max &&
+                (!best_b || b - a < best_b - best_a)) {
+                best_a = a;
+                best_b = b;
+            }
+        }
+    }
+    free(idx);
+    if (!best_b) {
+        return 0;
+    }
+    if (mode == PAIR) {
+        printf("# pair: fill page %llu in the carveout (pfn 0x%llx) is the "
+               "tag block of fill page %llu (pfn 0x%llx)\n",
+               (unsigned long long)best_a, (unsigned long long)pfn[best_a],
+               (unsigned long long)best_b, (unsigned long long)pfn[best_b]);
+    }
+    *first = best_a;
+    *n = best_b - best_a + 1;
+    return 1;
+}
+
 static void *map_anon(size_t len, int prot)
 {
     void *p = mmap(NULL, len, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -501,6 +588,8 @@ int main(int argc, char **argv)
 {
     struct sigaction sa = { .sa_sigaction = on_segv, .sa_flags = SA_SIGINFO };
     int threads = argc > 1 ? atoi(argv[1]) : 1;
+    enum Mode mode = argc < 2 ? PLAIN : strstr(argv[1], ",pair") ? PAIR :
+                     strstr(argv[1], ",merge") ? MERGE : PLAIN;
     char cmdline[1024] = "", name[64], *log;
     unsigned char reg[16];
     VmStat v0, v1;
@@ -524,8 +613,8 @@ int main(int argc, char **argv)
     }
     workers = sysconf(_SC_NPROCESSORS_ONLN);
     workers = workers < 1 ? 1 : workers > MAX_THREADS ? MAX_THREADS : workers;
-    printf("MTS guest: tag storage reuse workload, %d thread%s\n", threads,
-           threads > 1 ? "s" : "");
+    printf("MTS guest: tag storage reuse workload, %d thread%s%s\n", threads,
+           threads > 1 ? "s" : "", mode_text[mode]);
 
     /* where the kernel was told tag storage is */
     if (read_file("/proc/device-tree/memory@40000000/reg", reg, 16) == 16) {
@@ -553,7 +642,8 @@ int main(int argc, char **argv)
     check("reuse-cma-total", ts.size &&
           meminfo("CmaTotal:") == (long long)(ts.size / 1024));
 
-    if (prctl(PR_SET_TAGGED_ADDR_CTRL, PR_TAGGED_ADDR_ENABLE | PR_MTE_TCF_SYNC |
+    if (prctl(PR_SET_TAGGED_ADDR_CTRL,
+              PR_TAGGED_ADDR_ENABLE | PR_MTE_TCF_SYNC |
               (0xfffeUL << PR_MTE_TAG_SHIFT), 0, 0, 0)) {
         check("reuse-prctl", 0);
     }
@@ -621,35 +711,50 @@ int main(int argc, char **argv)
     char *kept = fill + freed * PAGE;
     uint64_t nkept = filled - freed, sum_after = 0;
     uint64_t *kept_pfn = pfn + freed;
-    char *mp = kept + (nkept - mp_pages) * PAGE;
-    uint64_t mp_page0 = filled - mp_pages;
-    uint64_t bad;
+    uint64_t mp_page0 = filled - mp_pages, bad;
 
     print_runs("CARVEOUT-DATA", kept_pfn, nkept, in_carveout);
+    if (!choose_window(mode, pfn, freed, filled, &mp_page0, &mp_pages)) {
+        check("reuse-mprotect-window", 0);
+        goto out;
+    }
+    char *mp = fill + mp_page0 * PAGE;
     uint64_t mp_in_cv = count_carveout(pfn + mp_page0, mp_pages);
-    printf("# kept %llu MiB of fill data, checksum %016llx; the last "
-           "%llu MiB have %llu pages in the carveout\n",
+    printf("# kept %llu MiB of fill data, checksum %016llx; PROT_MTE for "
+           "%llu of its pages (from %llu), %llu of them in the carveout\n",
            (unsigned long long)(nkept * PAGE / MIB),
-           (unsigned long long)sum_before,
-           (unsigned long long)(MPROTECT_LEN / MIB),
-           (unsigned long long)mp_in_cv);
+           (unsigned long long)sum_before, (unsigned long long)mp_pages,
+           (unsigned long long)mp_page0, (unsigned long long)mp_in_cv);
     snap("fill");
 
-    /* 2. mprotect(PROT_MTE) of populated memory, carveout pages included */
-    check("reuse-mprotect-mte", mprotect(mp, MPROTECT_LEN, PROT_READ |
-                                         PROT_WRITE | PROT_MTE) == 0);
+    /*
+     * 2. mprotect(PROT_MTE) of populated memory, carveout pages included
+     * (see choose_window()); the pages left out keep tags 0 in tags_m
+     */
+    uint64_t stride = mode == PLAIN ? 2 : 1, calls = 0, nonzero = 0;
+    uint64_t len = mode == PAIR ? mp_pages : 1, mprotected = 0, left = 0;
+    int rc = 0;
+    for (uint64_t i = 0; i < mp_pages; i += mode == PAIR ? mp_pages : stride) {
+        rc |= mprotect(mp + i * PAGE, len * PAGE,
+                       PROT_READ | PROT_WRITE | PROT_MTE);
+        calls++;
+    }
+    check("reuse-mprotect-mte", rc == 0);
     pfns(mp, mp_pages, pfn + mp_page0);
-    check("reuse-mprotect-left-carveout",
-          mp_in_cv > 0 && count_carveout(pfn + mp_page0, mp_pages) == 0);
-    uint64_t nonzero = 0;
-    for (uint64_t g = 0; g < mp_pages * PAGE / GRANULE; g++) {
-        nonzero += ldg(mp + g * GRANULE) != 0;
+    for (uint64_t i = 0; i < mp_pages; i += stride) {
+        mprotected++;
+        left += in_carveout(pfn[mp_page0 + i]);
+        for (uint64_t g = i * PAGE / GRANULE; g < (i + 1) * PAGE / GRANULE;
+             g++) {
+            nonzero += ldg(mp + g * GRANULE) != 0;
+            tags_m[g] = irg_stg(mp + g * GRANULE);
+        }
     }
+    printf("# mprotect: %llu pages in %llu calls, %llu of them still in the "
+           "carveout after it; %.1f s\n", (unsigned long long)mprotected,
+           (unsigned long long)calls, (unsigned long long)left, now() - t0);
+    check("reuse-mprotect-left-carveout", mp_in_cv > 0 && left == 0);
     check("reuse-mprotect-tags-zero", nonzero == 0);
-    for (uint64_t g = 0; g < mp_pages * PAGE / GRANULE; g++) {
-        tags_m[g] = irg_stg(mp + g * GRANULE);
-    }
-    printf("# mprotect: %.1f s\n", now() - t0);
 
     /* 3. fresh PROT_MTE memory, touched and tagged by THREADS threads */
     char *ta = map_anon(TAGGED_LEN, PROT_READ | PROT_WRITE | PROT_MTE);
@@ -664,7 +769,8 @@ int main(int argc, char **argv)
 
         slice[i] = (Slice) {
             .p = ta + first * PAGE, .pages = end - first,
-            .page0 = (1ULL << 32) + first, .tags = tags_a + first * PAGE / GRANULE,
+            .page0 = (1ULL << 32) + first,
+            .tags = tags_a + first * PAGE / GRANULE,
         };
         if (pthread_create(&tid[i], NULL, tag_slice, &slice[i])) {
             tag_slice(&slice[i]);
@@ -696,12 +802,40 @@ int main(int argc, char **argv)
           !absent && count_carveout(ta_pfn, tagged_pages) == 0);
     snap("tagged");
 
-    /* 4. all the data and tags again */
+    /* 4. untagged data again, into what is left (the carveout's too) */
+    uint64_t refill_max = (uint64_t)meminfo("MemFree:") * 1024 / PAGE;
+    uint64_t refilled = 0, sum_refill = 0, sum_refill_after = 0;
+    char *refill = map_anon(refill_max * PAGE, PROT_READ | PROT_WRITE);
+    while (refill && refilled + 64 <= refill_max &&
+           meminfo("MemFree:") > REFILL_LEAVE_KB) {
+        for (int i = 0; i < 64; i++, refilled++) {
+            sum_refill += fill_page((uint64_t *)(refill + refilled * PAGE),
+                                    (2ULL << 32) + refilled);
+        }
+    }
+    uint64_t *refill_pfn = malloc(refilled * 8 + 8);
+    pfns(refill, refilled, refill_pfn);
+    printf("# refill: %llu MiB, %llu pages in the carveout; MemFree %lld kB, "
+           "CmaFree %lld kB\n", (unsigned long long)(refilled * PAGE / MIB),
+           (unsigned long long)count_carveout(refill_pfn, refilled),
+           meminfo("MemFree:"), meminfo("CmaFree:"));
+    free(refill_pfn);
+    snap("refill");
+
+    /* 5. all the data and tags again */
     bad = check_ldg(ta, tagged_pages, tags_a) +
           check_ldg(mp, mp_pages, tags_m);
     check("reuse-tags-ldg", bad == 0);
-    bad = check_all(kept, nkept - mp_pages, freed, NULL, &sum_after);
+    if (bad) {
+        /* the checked loads below would fault: look at the data anyway */
+        printf("# %llu granules with wrong tags: tag checks off from here\n",
+               (unsigned long long)bad);
+        prctl(PR_SET_TAGGED_ADDR_CTRL, PR_TAGGED_ADDR_ENABLE, 0, 0, 0);
+    }
+    bad = check_all(kept, mp_page0 - freed, freed, NULL, &sum_after);
     bad += check_all(mp, mp_pages, mp_page0, tags_m, &sum_after);
+    bad += check_all(mp + mp_pages * PAGE, filled - mp_page0 - mp_pages,
+                     mp_page0 + mp_pages, NULL, &sum_after);
     printf("# fill data checksum %016llx before, %016llx after, %llu pages "
            "differ from the pattern\n", (unsigned long long)sum_before,
            (unsigned long long)sum_after, (unsigned long long)bad);
@@ -712,16 +846,25 @@ int main(int argc, char **argv)
     }
     bad = check_all(ta, tagged_pages, 1ULL << 32, tags_a, &sum_a);
     check("reuse-tagged-data-kept", bad == 0 && sum_a == sum_slices);
+    bad = check_all(refill, refilled, 2ULL << 32, NULL, &sum_refill_after);
+    check("reuse-refill-data-kept",
+          bad == 0 && sum_refill == sum_refill_after);
 
     /* what the host checks in the carveout after power-off */
     pfns(ta, tagged_pages, ta_pfn);
     pfns(mp, mp_pages, pfn + mp_page0);
     uint32_t crc = digest_pages(0, ta, tagged_pages);
-    crc = digest_pages(crc, mp, mp_pages);
+    for (uint64_t i = 0; i < mp_pages; i++) {
+        if (i % stride) {
+            pfn[mp_page0 + i] = 0;      /* not tagged */
+        } else {
+            crc = digest_pages(crc, mp + i * PAGE, 1);
+        }
+    }
     print_runs("TAGGED", ta_pfn, tagged_pages, any_page);
     print_runs("TAGGED", pfn + mp_page0, mp_pages, any_page);
     printf("TAGDIGEST %08x %llu\n", crc,
-           (unsigned long long)(tagged_pages + mp_pages));
+           (unsigned long long)(tagged_pages + mprotected));
 
 out:
     vmstat(&v1);
