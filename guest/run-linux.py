@@ -117,7 +117,10 @@ def main():
     record = open(a.picture + '.jsonl', 'w') if a.picture else None
     initial = None
     start = time.time()
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    # to a file, not a pipe: the violation lines of a long run would fill
+    # a pipe that nobody reads until the end, and QEMU would block on it
+    errlog = tempfile.TemporaryFile(mode='w+')
+    proc = subprocess.Popen(cmd, stderr=errlog, text=True)
     deadline = start + a.timeout
     ok = True
     rss = 0
@@ -227,7 +230,9 @@ def main():
             if os.path.exists(p):
                 os.unlink(p)
         os.rmdir(tmp)
-    err = proc.stderr.read()
+    errlog.seek(0)
+    err = errlog.read()
+    errlog.close()
     if record:
         for e in EVENTS:
             if e.get('event') == 'MTE_TAG_STORAGE_VIOLATION':
