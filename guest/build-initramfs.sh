@@ -22,7 +22,8 @@ if [ ! -f "$init" ] || [ "$TOP/guest/mte-init.c" -nt "$init" ] ||
 fi
 # /smp-stress, exec'd by /init for mts.smp=MODE (guest/tests/smp.sh)
 stress=$G/smp-stress
-if [ ! -f "$stress" ] || [ "$TOP/guest/smp-stress.c" -nt "$stress" ]; then
+if [ ! -f "$stress" ] || [ "$TOP/guest/smp-stress.c" -nt "$stress" ] ||
+   [ "$TOP/guest/carveout.h" -nt "$stress" ]; then
     say "compiling the guest's /smp-stress" >&2
     aarch64-linux-gnu-gcc -O2 -static -pthread -march=armv8.5-a+memtag \
         -Wall -Wno-unused-parameter -o "$stress" "$TOP/guest/smp-stress.c"

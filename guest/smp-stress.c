@@ -48,6 +48,8 @@
 #include <sys/reboot.h>
 #include <sys/wait.h>
 
+#include "carveout.h"
+
 #ifndef PROT_MTE
 #define PROT_MTE 0x20
 #endif
@@ -438,59 +440,17 @@ uint8_t tag_byte_load(const volatile uint8_t *p)   /* volatile: device memory */
     return v;
 }
 
-static int read_file(const char *path, void *buf, size_t len)
-{
-    int fd = open(path, O_RDONLY), n;
-
-    if (fd < 0) {
-        return -1;
-    }
-    n = read(fd, buf, len);
-    close(fd);
-    return n;
-}
-
-static uint64_t be64(const unsigned char *b)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++) {
-        v = v << 8 | b[i];
-    }
-    return v;
-}
-
-/* The v1 carveout: /metadata@... with compatible "arm,mte-tag-storage" */
+/* The v1 carveout: the "arm,mte-tag-storage" node (carveout.h) */
 static int find_carveout(uint64_t *base, uint64_t *size)
 {
-    DIR *d = opendir("/proc/device-tree");
-    struct dirent *e;
-    char path[600], buf[64];
-    unsigned char reg[16];
-    int found = 0;
+    TagStorage ts;
 
-    while (d && !found && (e = readdir(d))) {
-        if (strncmp(e->d_name, "metadata@", 9)) {
-            continue;
-        }
-        snprintf(path, sizeof(path), "/proc/device-tree/%s/compatible",
-                 e->d_name);
-        memset(buf, 0, sizeof(buf));
-        if (read_file(path, buf, sizeof(buf) - 1) <= 0 ||
-            strcmp(buf, "arm,mte-tag-storage")) {
-            continue;
-        }
-        snprintf(path, sizeof(path), "/proc/device-tree/%s/reg", e->d_name);
-        if (read_file(path, reg, 16) == 16) {
-            *base = be64(reg);
-            *size = be64(reg + 8);
-            found = 1;
-        }
+    if (!find_tag_storage("/proc/device-tree", &ts)) {
+        return 0;
     }
-    if (d) {
-        closedir(d);
-    }
-    return found;
+    *base = ts.base;
+    *size = ts.size;
+    return 1;
 }
 
 static uint64_t pfn_of(void *p)
