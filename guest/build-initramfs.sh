@@ -38,7 +38,8 @@ if [ ! -f "$reuse" ] || [ "$TOP/guest/reuse-workload.c" -nt "$reuse" ] ||
         -Wall -Wno-unused-parameter -o "$reuse" "$TOP/guest/reuse-workload.c"
 fi
 # /virtio-dma, exec'd by /init for mts.dma (guest/tests/dma.sh)
-if [ ! -f "$dma" ] || [ "$TOP/guest/virtio-dma.c" -nt "$dma" ]; then
+if [ ! -f "$dma" ] || [ "$TOP/guest/virtio-dma.c" -nt "$dma" ] ||
+   [ "$TOP/guest/carveout.h" -nt "$dma" ]; then
     say "compiling the guest's /virtio-dma" >&2
     aarch64-linux-gnu-gcc -O2 -static -pthread -march=armv8.5-a+memtag \
         -Wall -o "$dma" "$TOP/guest/virtio-dma.c"

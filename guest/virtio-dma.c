@@ -58,6 +58,8 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
+#include "carveout.h"
+
 #ifndef PROT_MTE
 #define PROT_MTE 0x20
 #endif
@@ -235,27 +237,7 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
 
 /* ---- device tree ---- */
 
-static int read_file(const char *path, void *buf, size_t len)
-{
-    int fd = open(path, O_RDONLY), n;
-
-    if (fd < 0) {
-        return -1;
-    }
-    n = read(fd, buf, len);
-    close(fd);
-    return n;
-}
-
-static uint64_t be64(const unsigned char *b)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++) {
-        v = v << 8 | b[i];
-    }
-    return v;
-}
+/* read_file() and be64() come from carveout.h */
 
 /* The "reg" of the first root node named @prefix... (and compatible @compat) */
 static int dt_reg(const char *prefix, const char *compat, int nth,
