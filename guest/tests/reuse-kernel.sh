@@ -115,13 +115,15 @@ boot smp4 "$on,tag-storage-check=log" 4 "mts.reuse=4 mts.snapack" $work
 # become ordinary workload runs): "pair", one mprotect(PROT_MTE) over a
 # carveout page and the page whose tags it holds (the tag block is off the
 # LRU, its reservation fails with -EBUSY, the tags are written anyway, and
-# clear_page later gives the block to data: R1); "merge", page-by-page
+# the block is later given to data, by clear_page or a user write,
+# whichever comes first: R1 when the workload's check_worker reads the
+# tags); "merge", page-by-page
 # mprotect next to PROT_MTE memory (the vma merges, nothing is reserved:
 # mte_clear_page_tags tags a page in the carveout, R3)
 bug="--program $BUILD_ROOT/guest/reuse-workload --mode portbug"
 # shellcheck disable=SC2086
 boot pair "$on,tag-storage-check=log" 2 "mts.reuse=1,pair mts.snapack" $bug \
-    --expect-culprit R1:clear_page
+    --expect-culprit R1:check_worker
 # shellcheck disable=SC2086
 boot merge "$on,tag-storage-check=log" 2 "mts.reuse=1,merge mts.snapack" \
     $bug --expect-culprit R3:mte_clear_page_tags
