@@ -234,7 +234,7 @@ def main():
 
         lines = re.findall(r'mte-tag-storage: (R\d) [^:]*: pa (0x[0-9a-f]+) '
                            r'tag-storage (0x[0-9a-f]+) cpu (\d+) '
-                           r'pc (0x[0-9a-f]+); last written by (\S+) '
+                           r'pc (0x[0-9a-f]+)[^;]*; last written by (\S+) '
                            r'cpu (\d+) pc (0x[0-9a-f]+)', stderr)
         bad_lines = [l for l in lines
                      if wrong(RULES[l[0]], int(l[3]), int(l[4], 16),

@@ -72,7 +72,8 @@ static MTETagStorageCpuState *cpu_state(MTETagStorageState *s, CPUState *cs)
 
 static void record_write(MTETagStorageState *s, MTETagStorageWriterRecord *map,
                          hwaddr offset, unsigned len,
-                         MTETagStorageWriterKind kind, vaddr pc, unsigned who)
+                         MTETagStorageWriterKind kind, vaddr pc, vaddr lr,
+                         unsigned who)
 {
     uint64_t seq = qatomic_fetch_inc(&s->chk.write_seq) + 1;
     uint64_t info = seq << WRITER_SEQ_SHIFT |
@@ -82,6 +83,7 @@ static void record_write(MTETagStorageState *s, MTETagStorageWriterRecord *map,
     for (hwaddr g = offset >> GRANULE_BITS;
          g <= (offset + len - 1) >> GRANULE_BITS; g++) {
         map[g].pc = pc;
+        map[g].lr = lr;
         qatomic_set(&map[g].info, info);
     }
 }
@@ -102,9 +104,10 @@ mte_tag_storage_writer_info(const MTETagStorageWriterRecord *r)
     switch (w->kind) {
     case MTE_TAG_STORAGE_WRITER_KIND_TAG_STORE:
     case MTE_TAG_STORAGE_WRITER_KIND_DATA_STORE:
-        w->has_cpu_index = w->has_pc = true;
+        w->has_cpu_index = w->has_pc = w->has_lr = true;
         w->cpu_index = info & WRITER_WHO_MASK;
         w->pc = r->pc;
+        w->lr = r->lr;
         break;
     case MTE_TAG_STORAGE_WRITER_KIND_DMA:
         w->has_requester_id = (info & WRITER_WHO_MASK) != 0;
@@ -119,10 +122,10 @@ mte_tag_storage_writer_info(const MTETagStorageWriterRecord *r)
 bool mte_tag_storage_writer_equal(const MTETagStorageWriterRecord *a,
                          const MTETagStorageWriterRecord *b)
 {
-    return a->info == b->info && a->pc == b->pc;
+    return a->info == b->info && a->pc == b->pc && a->lr == b->lr;
 }
 
-/* "data store, cpu 1 pc 0x..., write #7" for log lines */
+/* "data-store cpu 1 pc 0x... lr 0x..., write #7" for log lines */
 char *mte_tag_storage_writer_text(const MTETagStorageWriter *w)
 {
     g_autofree char *who = NULL;
@@ -131,8 +134,8 @@ char *mte_tag_storage_writer_text(const MTETagStorageWriter *w)
         return g_strdup("nothing since reset");
     }
     if (w->has_pc) {
-        who = g_strdup_printf(" cpu %" PRId64 " pc 0x%" PRIx64, w->cpu_index,
-                              w->pc);
+        who = g_strdup_printf(" cpu %" PRId64 " pc 0x%" PRIx64 " lr 0x%"
+                              PRIx64, w->cpu_index, w->pc, w->lr);
     } else if (w->has_requester_id) {
         who = g_strdup_printf(" requester 0x%04x", w->requester_id);
     }
@@ -233,24 +236,43 @@ report_violation(MTETagStorageState *s, MTETagStorageRule rule, hwaddr paddr,
                                     ts_addr, pc, w ? w->seq : 0,
                                     w ? w->pc : 0);
     if (stop || report_allowed(s)) {
-        g_autofree char *who = cs ?
-            g_strdup_printf("cpu %d pc 0x%" VADDR_PRIx, cs->cpu_index, pc) :
-            g_strdup(a->kind == MTE_TAG_STORAGE_ACCESSOR_DMA ? "DMA" :
-                     "debugger");
+        vaddr frames[MTE_TAG_STORAGE_BACKTRACE_DEPTH];
+        unsigned depth = cs ? cpu->cpu_ops->backtrace(cs, frames,
+                                                      ARRAY_SIZE(frames)) : 0;
+        vaddr lr = cs ? arm_tag_memory_access_lr(cpu) : 0;
+        g_autoptr(GString) who = g_string_new(NULL);
         g_autofree char *culprit = writer ?
             mte_tag_storage_writer_text(w) : NULL;
 
+        if (cs) {
+            g_string_printf(who, "cpu %d pc 0x%" VADDR_PRIx " lr 0x%"
+                            VADDR_PRIx, cs->cpu_index, pc, lr);
+            for (unsigned i = 0; i < depth; i++) {
+                g_string_append_printf(who, "%s0x%" VADDR_PRIx,
+                                       i ? "," : " bt ", frames[i]);
+            }
+        } else {
+            g_string_assign(who, a->kind == MTE_TAG_STORAGE_ACCESSOR_DMA ?
+                                 "DMA" : "debugger");
+        }
         warn_report("mte-tag-storage: R%d %s: pa 0x%" HWADDR_PRIx
                     " tag-storage 0x%" HWADDR_PRIx " %s%s%s", rule + 1,
-                    rule_text[rule], paddr, ts_addr, who,
+                    rule_text[rule], paddr, ts_addr, who->str,
                     culprit ? "; last written by " : "",
                     culprit ? culprit : "");
         if (s->check >= MTE_TAG_STORAGE_CHECK_EVENT) {
+            g_autoptr(uint64List) backtrace = NULL;
+
+            for (unsigned i = depth; i-- > 0;) {
+                QAPI_LIST_PREPEND(backtrace, frames[i]);
+            }
             BQL_LOCK_GUARD();
             qapi_event_send_mte_tag_storage_violation(rule, paddr, ts_addr,
                                                       a->kind, !!cs,
                                                       cs ? cs->cpu_index : 0,
-                                                      !!cs, pc, w);
+                                                      !!cs, pc, !!cs, lr,
+                                                      depth > 0, backtrace,
+                                                      w);
         }
     }
 
@@ -328,11 +350,12 @@ bool mte_tag_storage_tag_access(MTETagStorageState *s,
         owner_mark(s, offset, len);
         if (!by_cpu) {
             record_write(s, s->chk.tag_writer, offset, len,
-                         MTE_TAG_STORAGE_WRITER_KIND_DEBUGGER, 0, 0);
+                         MTE_TAG_STORAGE_WRITER_KIND_DEBUGGER, 0, 0, 0);
         } else {
             record_write(s, s->chk.tag_writer, offset, len,
                          MTE_TAG_STORAGE_WRITER_KIND_TAG_STORE,
-                         arm_tag_memory_access_pc(cpu), cpu->cs->cpu_index);
+                         arm_tag_memory_access_pc(cpu),
+                         arm_tag_memory_access_lr(cpu), cpu->cs->cpu_index);
         }
         return true;
     }
@@ -452,7 +475,10 @@ static MemTxResult checked_read(void *opaque, hwaddr addr, uint64_t *data,
     unsigned i;
 
     trace_mte_tag_storage_data_access(s->carveout_base + addr, size, false);
-    stat64_add(&s->chk.data_reads, 1);
+    if (!introspection(attrs)) {
+        /* as for tag reads: a debugger's or a report's walk only looks */
+        stat64_add(&s->chk.data_reads, 1);
+    }
     if (!written && s->chk.owner_covers_ram) {
         /*
          * Nothing wrote here since reset: no owners, and zero RAM.  Touch
@@ -497,16 +523,18 @@ static MemTxResult checked_write(void *opaque, hwaddr addr, uint64_t data,
     switch (data_accessor(s, attrs, &cpu)) {
     case MTE_TAG_STORAGE_ACCESSOR_DEBUGGER:
         record_write(s, s->chk.data_writer, addr, size,
-                     MTE_TAG_STORAGE_WRITER_KIND_DEBUGGER, 0, 0);
+                     MTE_TAG_STORAGE_WRITER_KIND_DEBUGGER, 0, 0, 0);
         break;
     case MTE_TAG_STORAGE_ACCESSOR_CPU:
         record_write(s, s->chk.data_writer, addr, size,
                      MTE_TAG_STORAGE_WRITER_KIND_DATA_STORE,
-                     arm_tag_memory_access_pc(&cpu), cpu.cs->cpu_index);
+                     arm_tag_memory_access_pc(&cpu),
+                     arm_tag_memory_access_lr(&cpu), cpu.cs->cpu_index);
         break;
     default:
         record_write(s, s->chk.data_writer, addr, size,
-                     MTE_TAG_STORAGE_WRITER_KIND_DMA, 0, attrs.requester_id);
+                     MTE_TAG_STORAGE_WRITER_KIND_DMA, 0, 0,
+                     attrs.requester_id);
         break;
     }
     stn_le_p((uint8_t *)memory_region_get_ram_ptr(&s->carveout) + addr, size,
@@ -570,11 +598,11 @@ bool mte_tag_storage_check_realize(MTETagStorageState *s, uint64_t size,
         return false;
     }
     s->chk.owner_size = size;
-    /* A 16-byte record per 16-byte granule: each map has @size bytes */
-    s->chk.tag_writer = (MTETagStorageWriterRecord *)owner_map_new(size,
-                                                               errp);
-    s->chk.data_writer = s->chk.tag_writer ?
-        (MTETagStorageWriterRecord *)owner_map_new(size, errp) : NULL;
+    /* A record per 16-byte granule */
+    s->chk.tag_writer = (MTETagStorageWriterRecord *)
+        owner_map_new(WRITER_MAP_SIZE(size), errp);
+    s->chk.data_writer = s->chk.tag_writer ? (MTETagStorageWriterRecord *)
+        owner_map_new(WRITER_MAP_SIZE(size), errp) : NULL;
     if (!s->chk.data_writer) {
         return false;
     }
@@ -595,8 +623,10 @@ bool mte_tag_storage_check_realize(MTETagStorageState *s, uint64_t size,
 void mte_tag_storage_check_reset(MTETagStorageState *s)
 {
     owner_map_clear(s->chk.owner, s->chk.owner_size);
-    owner_map_clear((uint8_t *)s->chk.tag_writer, s->chk.owner_size);
-    owner_map_clear((uint8_t *)s->chk.data_writer, s->chk.owner_size);
+    owner_map_clear((uint8_t *)s->chk.tag_writer,
+                    WRITER_MAP_SIZE(s->chk.owner_size));
+    owner_map_clear((uint8_t *)s->chk.data_writer,
+                    WRITER_MAP_SIZE(s->chk.owner_size));
     bitmap_zero(s->chk.owner_written, s->chk.owner_size >> OWNER_CHUNK_BITS);
     s->chk.owner_covers_ram = !s->memdev &&
                           s->init != MTE_TAG_STORAGE_INIT_RANDOM;
@@ -618,10 +648,12 @@ void mte_tag_storage_check_finalize(MTETagStorageState *s)
         qemu_anon_ram_free(s->chk.owner, s->chk.owner_size);
     }
     if (s->chk.tag_writer) {
-        qemu_anon_ram_free(s->chk.tag_writer, s->chk.owner_size);
+        qemu_anon_ram_free(s->chk.tag_writer,
+                           WRITER_MAP_SIZE(s->chk.owner_size));
     }
     if (s->chk.data_writer) {
-        qemu_anon_ram_free(s->chk.data_writer, s->chk.owner_size);
+        qemu_anon_ram_free(s->chk.data_writer,
+                           WRITER_MAP_SIZE(s->chk.owner_size));
     }
     g_free(s->chk.owner_written);
 }
@@ -684,6 +716,7 @@ static void writers_put(QEMUFile *f, const MTETagStorageWriterRecord *r,
 {
     for (uint64_t i = 0; i < len >> GRANULE_BITS; i++) {
         qemu_put_be64(f, r[i].pc);
+        qemu_put_be64(f, r[i].lr);
         qemu_put_be64(f, qatomic_read(&r[i].info));
     }
 }
@@ -743,7 +776,8 @@ static int writers_get(MTETagStorageState *s, QEMUFile *f,
                        uint64_t off)
 {
     for (uint64_t i = 0; i < len >> GRANULE_BITS; i++) {
-        uint64_t pc = qemu_get_be64(f), info = qemu_get_be64(f);
+        uint64_t pc = qemu_get_be64(f), lr = qemu_get_be64(f);
+        uint64_t info = qemu_get_be64(f);
         unsigned kind = (info >> WRITER_KIND_SHIFT) & WRITER_KIND_MASK;
 
         if (info && (kind == 0 || kind > MTE_TAG_STORAGE_WRITER_KIND__MAX ||
@@ -754,6 +788,7 @@ static int writers_get(MTETagStorageState *s, QEMUFile *f,
             return -EINVAL;
         }
         r[i].pc = pc;
+        r[i].lr = lr;
         r[i].info = info;
     }
     return owners_stream_error(f);
@@ -784,8 +819,10 @@ static int owners_get(QEMUFile *f, void *pv, size_t size,
         return -EINVAL;
     }
     owner_map_clear(s->chk.owner, s->chk.owner_size);
-    owner_map_clear((uint8_t *)s->chk.tag_writer, s->chk.owner_size);
-    owner_map_clear((uint8_t *)s->chk.data_writer, s->chk.owner_size);
+    owner_map_clear((uint8_t *)s->chk.tag_writer,
+                    WRITER_MAP_SIZE(s->chk.owner_size));
+    owner_map_clear((uint8_t *)s->chk.data_writer,
+                    WRITER_MAP_SIZE(s->chk.owner_size));
     bitmap_zero(s->chk.owner_written, s->chk.owner_size >> OWNER_CHUNK_BITS);
     /* Chunks come in increasing order, so the loop ends within the map */
     while ((off = qemu_get_be64(f)) != OWNERS_END) {
@@ -853,8 +890,9 @@ static const VMStateInfo vmstate_info_owners = {
 /* The checker's state: owners, writers and counts survive migration */
 static const VMStateDescription vmstate_mte_tag_storage_check = {
     .name = "mte-tag-storage/check",
-    .version_id = 1,
-    .minimum_version_id = 1,
+    /* 2: writer records carry the link register */
+    .version_id = 2,
+    .minimum_version_id = 2,
     .needed = check_needed,
     .pre_save = check_pre_save,
     .pre_load = check_pre_load,

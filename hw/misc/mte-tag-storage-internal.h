@@ -24,13 +24,21 @@
  * The last write of one kind (tags or data) to a 16-byte granule of the
  * carveout.  Written without a lock: two CPUs racing on one granule may
  * leave a record that mixes their writes, but the guest has a race there
- * anyway.  16 bytes per granule and kind: the maps are as large as the
- * carveout, and like the owner map cost only the pages written.
+ * anyway.  24 bytes per granule and kind: each map is 1.5 times the
+ * carveout, and like the owner map costs only the pages written.
  */
 typedef struct MTETagStorageWriterRecord {
     uint64_t pc;             /* CPU writes: the instruction's address */
+    uint64_t lr;             /* CPU writes: the link register, its caller */
     uint64_t info;           /* 0: none since reset, else WRITER_* fields */
 } MTETagStorageWriterRecord;
+
+/* Bytes of writer records for @size bytes of tag storage */
+#define WRITER_MAP_SIZE(size) \
+    (((size) >> GRANULE_BITS) * sizeof(MTETagStorageWriterRecord))
+
+/* Return addresses a report gives of the accessor's call chain */
+#define MTE_TAG_STORAGE_BACKTRACE_DEPTH 16
 
 /* A granule of tag storage: the tags of 32 granules of tagged RAM */
 #define GRANULE_BITS        4

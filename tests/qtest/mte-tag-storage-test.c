@@ -13,6 +13,7 @@
 #include "qemu/cutils.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
+#include "qobject/qnum.h"
 #include <libfdt.h>
 
 #define RAM_BASE        UINT64_C(0x40000000)
@@ -690,6 +691,8 @@ typedef struct Report {
     const char *writer;     /* the culprit's kind, NULL: none */
     int writer_cpu;         /* -1 for DMA */
     uint64_t writer_pc;
+    /* if not 0: the call chain's link registers and two frame returns */
+    uint64_t lr, writer_lr, frame_ret[2];
 } Report;
 
 /* Pop the next violation event, which must be the one described */
@@ -712,9 +715,26 @@ static void assert_report(Guest *g, const Report *r)
         g_assert_false(qdict_haskey(data, "pc"));
         g_assert_false(qdict_haskey(data, "cpu-index"));
     }
+    if (r->lr) {
+        QList *bt = qdict_get_qlist(data, "backtrace");
+        const QListEntry *e = qlist_first(bt);
+
+        g_assert_cmphex(qdict_get_uint(data, "lr"), ==, r->lr);
+        g_assert_cmpint(qlist_size(bt), >=, ARRAY_SIZE(r->frame_ret));
+        for (int i = 0; i < ARRAY_SIZE(r->frame_ret); i++) {
+            QNum *ret = qobject_to(QNum, qlist_entry_obj(e));
+
+            g_assert_cmphex(qnum_get_uint(ret), ==, r->frame_ret[i]);
+            e = qlist_next(e);
+        }
+    }
     if (r->writer) {
-        assert_writer(qdict_get_qdict(data, "writer"), r->writer,
-                      r->writer_cpu, r->writer_pc);
+        QDict *w = qdict_get_qdict(data, "writer");
+
+        assert_writer(w, r->writer, r->writer_cpu, r->writer_pc);
+        if (r->writer_lr) {
+            g_assert_cmphex(qdict_get_uint(w, "lr"), ==, r->writer_lr);
+        }
     } else {
         g_assert_false(qdict_haskey(data, "writer"));
     }
@@ -1008,6 +1028,12 @@ static void test_check(const void *opaque)
                          qtest_readq(g.qts, MAILBOX + 48), stage[i].writer, 0,
                          qtest_readq(g.qts, MAILBOX + 80) };
 
+            if (i == 0) {
+                /* the R1 stage's call chain: see bt_outer in the guest */
+                r.lr = r.writer_lr = qtest_readq(g.qts, MAILBOX + 104);
+                r.frame_ret[0] = qtest_readq(g.qts, MAILBOX + 112);
+                r.frame_ret[1] = qtest_readq(g.qts, MAILBOX + 96);
+            }
             assert_report(&g, &r);
         }
         if (stage[i].writer) {
@@ -1016,6 +1042,10 @@ static void test_check(const void *opaque)
 
             assert_writer(w, stage[i].writer, 0,
                           qtest_readq(g.qts, MAILBOX + 80));
+            if (i == 0) {
+                g_assert_cmphex(qdict_get_uint(w, "lr"), ==,
+                                qtest_readq(g.qts, MAILBOX + 104));
+            }
             qobject_unref(w);
         }
         host_ack(&g, 11 + i);

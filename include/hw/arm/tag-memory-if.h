@@ -120,6 +120,16 @@ typedef struct ARMTagMemoryCPUOps {
      * again when the VM resumes.
      */
     G_NORETURN void (*debug_stop)(CPUState *cs, uintptr_t ra);
+    /*
+     * Where the guest's code goes on from, for reports: its link register
+     * (AArch64 X30, AArch32 R14), and up to @max return addresses of its
+     * AArch64 frame records, innermost first (how many it found: none in
+     * AArch32 or without frame pointers), without authentication codes.
+     * The frame records are read as debug accesses: neither the CPU's
+     * state nor what others see of the guest's memory changes.
+     */
+    vaddr (*link_register)(CPUState *cs);
+    unsigned (*backtrace)(CPUState *cs, vaddr *ret, unsigned max);
 } ARMTagMemoryCPUOps;
 
 /* Who makes a tag access */
@@ -161,6 +171,12 @@ typedef enum ARMTagMemoryVerdict {
 static inline vaddr arm_tag_memory_access_pc(const ARMTagMemoryAccess *a)
 {
     return a->cpu_ops->insn_pc(a->cs, a->ra);
+}
+
+/* The link register of the CPU making access @a */
+static inline vaddr arm_tag_memory_access_lr(const ARMTagMemoryAccess *a)
+{
+    return a->cpu_ops->link_register(a->cs);
 }
 
 typedef struct ARMTagMemoryMap {

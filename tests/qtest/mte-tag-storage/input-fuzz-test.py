@@ -302,7 +302,8 @@ def writer_problem(w):
             w.get('kind') not in ('tag-store', 'data-store', 'dma',
                                   'debugger') or \
             type(w.get('seq')) is not int or \
-            set(w) - {'kind', 'cpu-index', 'pc', 'requester-id', 'seq'}:
+            set(w) - {'kind', 'cpu-index', 'pc', 'lr',
+                       'requester-id', 'seq'}:
         return 'bad writer %s' % short(w)
     return None
 

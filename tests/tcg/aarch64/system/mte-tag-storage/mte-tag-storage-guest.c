@@ -780,6 +780,49 @@ static void gdb_scenario(void)
  */
 #define CHECK_FLOOD 100
 
+/*
+ * A known call chain for the R1 stage, whose reports give the accessor's
+ * link register and frame records, and the writer's link register:
+ * bt_outer(addr, value, leaf, slot) stores its own return address at
+ * @slot, calls bt_inner, which calls @leaf (bt_strb: the culprit store;
+ * bt_ldg: the read of data as tags) with frame records at both levels.
+ * In the leaf, LR is bt_inner_ret and the frame records give bt_outer_ret
+ * then *slot.  In asm, because C at -O2 keeps no frame records.
+ */
+asm(".pushsection .text\n"
+    ".globl bt_outer\n"
+    "bt_outer:\n"
+    "  stp x29, x30, [sp, #-16]!\n"
+    "  mov x29, sp\n"
+    "  str x30, [x3]\n"
+    "  bl bt_inner\n"
+    ".globl bt_outer_ret\n"
+    "bt_outer_ret:\n"
+    "  ldp x29, x30, [sp], #16\n"
+    "  ret\n"
+    "bt_inner:\n"
+    "  stp x29, x30, [sp, #-16]!\n"
+    "  mov x29, sp\n"
+    "  blr x2\n"
+    ".globl bt_inner_ret\n"
+    "bt_inner_ret:\n"
+    "  ldp x29, x30, [sp], #16\n"
+    "  ret\n"
+    ".globl bt_strb\n"
+    "bt_strb:\n"
+    "  strb w1, [x0]\n"
+    "  ret\n"
+    ".globl bt_ldg\n"
+    "bt_ldg:\n"
+    "  ldg x1, [x0]\n"
+    "  mov x0, x1\n"
+    "  ret\n"
+    ".popsection\n");
+
+/* @slot: the address of a mailbox word */
+typedef uint64_t BtOuter(uint64_t addr, uint64_t value, uint64_t leaf,
+                         uint64_t slot);
+
 static void check_scenario(void)
 {
     uint64_t a = buf_base(7), b = buf_base(8), c = buf_base(9);
@@ -801,14 +844,18 @@ static void check_scenario(void)
     check("clean", ok && !FAULTS(load64(with_tag(a + 3 * GRANULE, 3))));
     host_stage(10);
 
-    /* R1: data written to the tag byte of b, then read as tags */
-    MAILBOX[10] = INSN_ADDR(r1_culprit_insn);
-    asm volatile(".globl r1_culprit_insn\n"
-                 "r1_culprit_insn: strb %w0, [%1]"
-                 :: "r"(0x54), "r"(tag_byte(b)) : "memory");
-    MAILBOX[6] = INSN_ADDR(r1_insn);
-    asm volatile(".globl r1_insn\n"
-                 "r1_insn: ldg %0, [%1]" : "+r"(v) : "r"(b) : "memory");
+    /*
+     * R1: data written to the tag byte of b, then read as tags, both
+     * through bt_outer: MAILBOX[11] and [12] get its return addresses
+     */
+    MAILBOX[10] = INSN_ADDR(bt_strb);
+    ((BtOuter *)INSN_ADDR(bt_outer))(tag_byte(b), 0x54, INSN_ADDR(bt_strb),
+                                     (uint64_t)&MAILBOX[11]);
+    MAILBOX[6] = INSN_ADDR(bt_ldg);
+    v = ((BtOuter *)INSN_ADDR(bt_outer))(b, 0, INSN_ADDR(bt_ldg),
+                                         (uint64_t)&MAILBOX[12]);
+    MAILBOX[13] = INSN_ADDR(bt_inner_ret);
+    MAILBOX[14] = INSN_ADDR(bt_outer_ret);
     check_eq("r1-ldg-reads-data", (v >> TAG_SHIFT) & 0xf, 4);
     host_stage(11);
 
