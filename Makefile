@@ -1,6 +1,6 @@
 # Thin wrapper: the work is done by scripts/.
-.PHONY: all deps prepare build demo shell check patches export check-series \
-        check-each-patch \
+.PHONY: all deps prepare build demo shell check check-full run-kernel \
+        patches export check-series check-each-patch \
         reset-tree bench sanitize sanitize-tsan clean
 
 all: demo
@@ -27,6 +27,21 @@ shell: deps
 # Every test; .ci/run runs this
 check: deps
 	scripts/test.sh
+
+# Every test, and the long ones of guest/tests-full/ too
+check-full: deps
+	MTS_CHECK_FULL=1 scripts/test.sh
+
+# A kernel developer's report on KERNEL (any arm64 Image, .gz or .xz):
+#   make run-kernel KERNEL=Image [SYSTEM_MAP=System.map] [ARGS="--smp 4 ..."]
+# (scripts/run-kernel.sh says what ARGS can hold; exit 2: cannot run)
+run-kernel:
+	@test -n "$(KERNEL)" || { echo "run-kernel: error: give KERNEL=IMAGE" \
+	    "[SYSTEM_MAP=FILE] [ARGS=\"...\"]" >&2; exit 2; }
+	scripts/install-deps.sh
+	scripts/build.sh
+	scripts/run-kernel.sh "$(KERNEL)" \
+	    $(if $(SYSTEM_MAP),--system-map "$(SYSTEM_MAP)") $(ARGS)
 
 # Regenerate patches/ from the commits in build/src
 patches:

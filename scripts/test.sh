@@ -66,9 +66,14 @@ else
     echo "not ok export-series" >> "$results/extra.tap"
 fi
 
-for t in "$TOP"/guest/tests/*.sh; do
+# MTS_CHECK_FULL=1 (make check-full): the long tests of guest/tests-full/ too
+full=
+[ -z "${MTS_CHECK_FULL:-}" ] || full="$TOP/guest/tests-full/*.sh"
+# shellcheck disable=SC2086
+for t in "$TOP"/guest/tests/*.sh $full; do
     [ -f "$t" ] || continue
     name=$(basename "$t" .sh)
+    case $t in */tests-full/*) name=full-$name ;; esac
     say "running guest test $name"
     if QEMU_BIN=$QEMU_BIN "$t" > "$results/$name.log" 2>&1; then
         grep -E '^(ok|not ok) ' "$results/$name.log" | sed "s/^/    /" || true
