@@ -6,8 +6,18 @@
 # the tag storage reuse workload /reuse-workload (reuse-workload.c) and,
 # when Debian's arm64 busybox-static could be fetched, a busybox /bin/sh.
 # Prints the path of the cpio archive.
+# --selftests: also (and print the path of) initramfs-selftests.cpio, the
+# same plus the kernel's arm64 MTE selftests in /selftests
+# (guest/build-mte-selftests.sh), run by /init for mts.selftests
+# (guest/tests/reuse-selftests.sh).
 set -eu
 . "$(dirname "$0")/../scripts/common.sh"
+selftests=
+case ${1:-} in
+--selftests) selftests=1 ;;
+'') ;;
+*) die "usage: $0 [--selftests]" ;;
+esac
 need_tools aarch64-linux-gnu-gcc arm-linux-gnueabihf-gcc cpio
 G=$BUILD_ROOT/guest
 out=$G/initramfs.cpio
@@ -88,4 +98,23 @@ if [ ! -f "$out" ] || [ "$init" -nt "$out" ] || [ "$stress" -nt "$out" ] ||
     (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) > "$out.tmp"
     mv "$out.tmp" "$out"
 fi
-echo "$out"
+if [ -z "$selftests" ]; then
+    echo "$out"
+    exit 0
+fi
+bin=$("$TOP/guest/build-mte-selftests.sh")
+sout=$G/initramfs-selftests.cpio
+if [ ! -f "$sout" ] || [ "$out" -nt "$sout" ] ||
+   [ -n "$(find "$bin" -newer "$sout")" ]; then
+    sroot=$G/rootfs-selftests
+    rm -rf "$sroot"
+    mkdir -p "$sroot/selftests"
+    cp "$bin"/* "$sroot/selftests/"
+    # the kernel unpacks concatenated cpio archives in turn: the default
+    # archive, then one with /selftests
+    { cat "$out"
+      (cd "$sroot" && find selftests | LC_ALL=C sort |
+       cpio -o -H newc --quiet); } > "$sout.tmp"
+    mv "$sout.tmp" "$sout"
+fi
+echo "$sout"

@@ -14,13 +14,16 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#include <sys/klog.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -635,6 +638,292 @@ static void test_carveout_workers(void)
     }
 }
 
+/*
+ * mts.selftests (guest/tests/reuse-selftests.sh): the kernel's arm64 MTE
+ * selftests, the programs in /selftests (guest/build-mte-selftests.sh),
+ * one at a time, in name order.  Their KTAP output is relayed as
+ * "# NAME: LINE"; each subtest becomes a check "ok|not ok
+ * selftest/NAME/N" ("skip selftest/NAME/N" when it skipped: not a check),
+ * each program "SELFTEST NAME pass|fail|skip HOW ok=N fail=N skip=N"
+ * (HOW: exit=N, signal=N or timeout=S; exit 4 is kselftest's KSFT_SKIP,
+ * the kernel lacks what the program tests) and the check
+ * "selftest/NAME" (again "skip ..." for a skip), then "SELFTESTS run=N
+ * pass=N fail=N skip=N" and "VMSTAT NAME BEFORE AFTER" for the kernel's
+ * tag storage, CMA and migration counters (guest/reuse-workload.c's
+ * format; BEFORE -1 if it appeared meanwhile).  The kernel's messages
+ * are held back from the console while a program runs and printed after
+ * it as "# kernel: ..." lines; "KMSG warnings=N" counts the WARNING, BUG
+ * and Oops lines among them.
+ */
+#define SELFTEST_TIMEOUT 300    /* seconds per program; TCG is slow */
+
+/* one line of NAME's output: relay it, count its subtest verdict */
+static void selftest_line(const char *name, const char *line, int sub[3])
+{
+    const char *p = line;
+    int bad = 0;
+    unsigned n;
+    int len = 0;
+
+    printf("# %s: %s\n", name, line);
+    if (!strncmp(p, "not ok ", 7)) {
+        bad = 1;
+        p += 7;
+    } else if (!strncmp(p, "ok ", 3)) {
+        p += 3;
+    } else {
+        return;
+    }
+    if (sscanf(p, "%u%n", &n, &len) != 1) {
+        return;
+    }
+    /* kselftest's skips are "ok N # SKIP ...", its XFAILs count as ok */
+    if (!bad && strstr(p + len, "# SKIP")) {
+        printf("skip selftest/%s/%u\n", name, n);
+        sub[2]++;
+        return;
+    }
+    printf("%s selftest/%s/%u\n", bad ? "not ok" : "ok", name, n);
+    bad ? failures++ : passes++;
+    sub[bad]++;
+}
+
+static void run_selftest(const char *name, int tally[3])
+{
+    char path[300], buf[4096];
+    char *args[] = { path, NULL };
+    int fds[2], st = 0, sub[3] = { 0, 0, 0 }, done = 0, timed_out = 0;
+    size_t len = 0;
+    time_t end, done_at = 0;
+    pid_t pid;
+    const char *verdict;
+    char how[32];
+
+    snprintf(path, sizeof(path), "/selftests/%s", name);
+    if (pipe(fds)) {
+        printf("not ok selftest/%s pipe: %s\n", name, strerror(errno));
+        failures++;
+        tally[1]++;
+        return;
+    }
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        /* its own process group: leftover children are killed with it */
+        setpgid(0, 0);
+        dup2(fds[1], 1);
+        dup2(fds[1], 2);
+        close(fds[0]);
+        close(fds[1]);
+        execv(path, args);
+        printf("exec %s: %s\n", path, strerror(errno));
+        _exit(127);
+    }
+    close(fds[1]);
+    setpgid(pid, pid);
+    end = time(NULL) + SELFTEST_TIMEOUT;
+    for (;;) {
+        struct pollfd pfd = { .fd = fds[0], .events = POLLIN };
+        char *s, *nl;
+
+        if (poll(&pfd, 1, 200) > 0) {
+            ssize_t k = read(fds[0], buf + len, sizeof(buf) - 1 - len);
+
+            if (k <= 0) {
+                break;          /* EOF: every writer has gone */
+            }
+            len += k;
+            buf[len] = 0;
+            for (s = buf; (nl = strchr(s, '\n')); s = nl + 1) {
+                *nl = 0;
+                selftest_line(name, s, sub);
+            }
+            len -= s - buf;
+            memmove(buf, s, len);
+            if (len == sizeof(buf) - 1) {       /* a very long line */
+                buf[len] = 0;
+                selftest_line(name, buf, sub);
+                len = 0;
+            }
+        }
+        if (!done && waitpid(pid, &st, WNOHANG) == pid) {
+            /* children it left behind would hold the pipe open */
+            done = 1;
+            done_at = time(NULL);
+            kill(-pid, SIGKILL);
+        }
+        if (!done && !timed_out && time(NULL) > end) {
+            timed_out = 1;
+            kill(-pid, SIGKILL);
+        }
+        if (done && time(NULL) > done_at + 5) {
+            break;              /* a writer outside its process group */
+        }
+    }
+    if (len) {
+        buf[len] = 0;
+        selftest_line(name, buf, sub);
+    }
+    close(fds[0]);
+    if (!done) {
+        waitpid(pid, &st, 0);
+    }
+    while (waitpid(-1, NULL, WNOHANG) > 0) {
+        /* reap what PID 1 inherited from it */
+    }
+    if (timed_out) {
+        snprintf(how, sizeof(how), "timeout=%d", SELFTEST_TIMEOUT);
+    } else if (WIFSIGNALED(st)) {
+        snprintf(how, sizeof(how), "signal=%d", WTERMSIG(st));
+    } else {
+        snprintf(how, sizeof(how), "exit=%d", WEXITSTATUS(st));
+    }
+    if (!timed_out && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        verdict = "pass";
+        tally[0]++;
+    } else if (!timed_out && WIFEXITED(st) && WEXITSTATUS(st) == 4) {
+        verdict = "skip";
+        tally[2]++;
+    } else {
+        verdict = "fail";
+        tally[1]++;
+    }
+    printf("SELFTEST %s %s %s ok=%d fail=%d skip=%d\n", name, verdict, how,
+           sub[0], sub[1], sub[2]);
+    snprintf(path, sizeof(path), "selftest/%s", name);
+    if (*verdict == 's') {
+        printf("skip %s\n", path);
+    } else {
+        check(path, *verdict == 'p');
+    }
+}
+
+/* the /proc/vmstat counters of tag storage reuse (the RFC's, CMA's) */
+enum { MAX_VM = 32 };
+typedef struct {
+    int n;
+    char name[MAX_VM][48];
+    long long val[MAX_VM];
+} ReuseStat;
+
+static void reuse_stat(ReuseStat *v)
+{
+    FILE *f = fopen("/proc/vmstat", "r");
+    char name[48];
+    long long val;
+
+    v->n = 0;
+    while (f && v->n < MAX_VM && fscanf(f, "%47s %lld", name, &val) == 2) {
+        if (!strncmp(name, "tag_storage_", 12) ||
+            !strncmp(name, "cma_alloc_", 10) ||
+            !strncmp(name, "pgmigrate_", 10)) {
+            snprintf(v->name[v->n], sizeof(v->name[0]), "%s", name);
+            v->val[v->n++] = val;
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+}
+
+/*
+ * The kernel's messages since the last call, from /dev/kmsg @fd, as
+ * "# kernel: [SECONDS] TEXT" lines (the console shows none meanwhile: they
+ * would cut the selftests' lines); returns how many are warnings.
+ */
+static int kernel_lines(int fd)
+{
+    char rec[1024];
+    unsigned long long us;
+    int warnings = 0;
+    ssize_t k;
+
+    while (fd >= 0 &&
+           ((k = read(fd, rec, sizeof(rec) - 1)) > 0 ||
+            (k < 0 && errno == EPIPE))) {
+        char *msg, *nl;
+
+        if (k < 0) {
+            printf("# kernel: (messages lost: the log wrapped)\n");
+            continue;
+        }
+        rec[k] = 0;
+        msg = strchr(rec, ';');
+        if (!msg || sscanf(rec, "%*u,%*u,%llu", &us) != 1) {
+            continue;
+        }
+        msg++;
+        nl = strchr(msg, '\n');        /* then the record's dictionary */
+        if (nl) {
+            *nl = 0;
+        }
+        printf("# kernel: [%5llu.%06llu] %s\n", us / 1000000, us % 1000000,
+               msg);
+        if (strstr(msg, "WARNING") || strstr(msg, "BUG") ||
+            strstr(msg, "Oops")) {
+            warnings++;
+        }
+    }
+    return warnings;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void run_selftests(void)
+{
+    DIR *d = opendir("/selftests");
+    struct dirent *e;
+    char *names[64];
+    int n = 0, tally[3] = { 0, 0, 0 };
+    ReuseStat v0, v1;
+    int kmsg, warnings = 0;
+    char level[16] = "";
+
+    /* kselftest's environment: the tests make files in /dev/shm */
+    mkdir("/dev/shm", 01777);
+    mount("tmpfs", "/dev/shm", "tmpfs", 0, NULL);
+    while (d && (e = readdir(d)) && n < 64) {
+        if (e->d_name[0] != '.') {
+            names[n++] = strdup(e->d_name);
+        }
+    }
+    if (d) {
+        closedir(d);
+    }
+    qsort(names, n, sizeof(names[0]), cmp_names);
+    printf("MTS guest: %d arm64 MTE selftests\n", n);
+    check("selftests-found", n > 0);
+    reuse_stat(&v0);
+    /* kernel messages after each program, not in the middle of its lines */
+    kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
+    if (kmsg >= 0) {
+        lseek(kmsg, 0, SEEK_END);
+        read_file("/proc/sys/kernel/printk", level, sizeof(level) - 1);
+        klogctl(8, NULL, 1);    /* SYSLOG_ACTION_CONSOLE_LEVEL: emerg only */
+    }
+    for (int i = 0; i < n; i++) {
+        run_selftest(names[i], tally);
+        warnings += kernel_lines(kmsg);
+    }
+    if (kmsg >= 0) {
+        klogctl(8, NULL, atoi(level) > 0 ? atoi(level) : 7);
+        close(kmsg);
+    }
+    /* what the kernel did with tag storage meanwhile, as reuse-workload */
+    reuse_stat(&v1);
+    for (int i = 0; i < v1.n; i++) {
+        printf("VMSTAT %s %lld %lld\n", v1.name[i],
+               i < v0.n && !strcmp(v0.name[i], v1.name[i]) ? v0.val[i] : -1,
+               v1.val[i]);
+    }
+    printf("SELFTESTS run=%d pass=%d fail=%d skip=%d\n", n, tally[0],
+           tally[1], tally[2]);
+    printf("KMSG warnings=%d\n", warnings);
+}
+
 int main(int argc, char **argv)
 {
     struct sigaction sa = { .sa_sigaction = on_segv, .sa_flags = SA_SIGINFO };
@@ -704,12 +993,21 @@ int main(int argc, char **argv)
          * guest/tests/reuse-kernel.sh: /reuse-workload THREADS[,MODE]
          * instead of the checks, as PID 1 (its tagged pages must outlive it)
          */
-        char mode[32] = "1";
+        char mode[161] = "1";
         char *args[] = { (char *)"/reuse-workload", mode, NULL };
 
-        sscanf(strstr(cmdline, "mts.reuse=") + 10, "%31s", mode);
+        sscanf(strstr(cmdline, "mts.reuse=") + 10, "%160s", mode);
         execv(args[0], args);
         printf("not ok reuse-workload-exec\nRESULT pass=0 fail=1\nFAIL\n");
+        sync();
+        reboot(RB_POWER_OFF);
+    }
+
+    if (strstr(cmdline, "mts.selftests")) {
+        /* guest/tests/reuse-selftests.sh: the kernel's MTE selftests */
+        run_selftests();
+        printf("RESULT pass=%d fail=%d\n%s\n", passes, failures,
+               failures || !passes ? "FAIL" : "PASS");
         sync();
         reboot(RB_POWER_OFF);
     }

@@ -13,7 +13,8 @@ gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
 ccache git xz-utils ca-certificates curl dpkg-dev
 libpython3.11 libgmp10 libmpfr6 libexpat1
 ipxe-qemu qemu-efi-aarch64
-bc patch make gcc libc6-dev python3-matplotlib"
+bc patch make gcc libc6-dev python3-matplotlib
+linux-source-6.12"
 MESON_MIN=1.5
 
 SUDO=
@@ -28,10 +29,13 @@ done
 if [ -n "$missing" ]; then
     echo "install-deps: installing$missing"
     $SUDO apt-get update -q
-    # libpython3.11 does not exist everywhere; install what the archive has
+    # libpython3.11 and linux-source-6.12 (the kernel's MTE selftests, for
+    # guest/tests/reuse-selftests.sh, which fails without it) are Debian
+    # bookworm's; elsewhere install what the archive has
     $SUDO apt-get install -y -q --no-install-recommends $missing ||
         $SUDO apt-get install -y -q --no-install-recommends \
-            $(echo "$missing" | tr ' ' '\n' | grep -v '^libpython3')
+            $(echo "$missing" | tr ' ' '\n' |
+              grep -v -e '^libpython3' -e '^linux-source-')
 fi
 
 meson_ok() {
