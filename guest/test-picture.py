@@ -2,10 +2,15 @@
 """Test scripts/tag-storage-picture.py on synthetic recordings.
 
 Runs the script on made-up query-mte-tag-storage snapshots and violation
-events, reads the PNG back and checks its pixels and the summary line.
-Prints TAP lines; exits 1 on any failure."""
+events, reads the PNG back and checks its pixels and the summary line;
+with --reuse, blocks with known owner changes: the counts of the summary
+(the same as scripts/kernel-report.py's on a random recording) and the
+bars of the lower panel, their heights and places.  Prints TAP lines;
+exits 1 on any failure."""
+import importlib.util
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -21,6 +26,8 @@ SCRIPT = os.path.join(TOP, 'scripts', 'tag-storage-picture.py')
 BS = 4096
 RGB = {'never-written': '#f0f0f0', 'tag': '#1f77b4', 'data': '#ff7f0e',
        'mixed': '#d62728'}
+# the bars of --reuse
+BARS = {'data to tags': '#2ca02c', 'tags to data': '#9467bd'}
 results = []
 
 
@@ -79,7 +86,8 @@ def run(tmp, name, lines, *opts):
 
 
 def mask(img, owner, tol=0.03):
-    rgb = np.array([int(RGB[owner][i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    colour = RGB.get(owner) or BARS[owner]
+    rgb = np.array([int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
     return (abs(img - rgb) < tol).all(axis=2)
 
 
@@ -101,6 +109,154 @@ def black(img):
 def centre(m):
     ys, xs = np.nonzero(m)
     return ys.mean(), xs.mean()
+
+
+def grid_bottom(img):
+    """The last pixel row of the owner grid (see plot_box): the end of the
+    first run of 20 or more rows with owner colours (the lower panel's
+    lines in those colours are 2 or 3 rows thick)"""
+    coloured = sum(mask(img, o) for o in RGB).astype(bool)
+    per_row = coloured.sum(axis=1)
+    full = per_row > per_row.max() / 2
+    y = 0
+    while y < len(full):
+        end = y
+        while end < len(full) and full[end]:
+            end += 1
+        if end - y >= 20:
+            return end - 1
+        y = end + 1
+    return len(full) - 1
+
+
+def bars(img, what):
+    """[(x centre, height)] of the bars of colour @what under the grid, left
+    to right: runs of columns with that colour at least 40 px wide (the
+    legend's patch is narrower), height that of their middle column"""
+    m = mask(img, what)
+    m[:grid_bottom(img) + 1] = False
+    cols = m.sum(axis=0)
+    out, x = [], 0
+    while x < len(cols):
+        if not cols[x]:
+            x += 1
+            continue
+        end = x
+        while end < len(cols) and cols[end]:
+            end += 1
+        if end - x >= 40:
+            out.append(((x + end - 1) / 2, int(cols[(x + end) // 2])))
+        x = end
+    return out
+
+
+def reuse_series():
+    """Snapshots 0-3 s of blocks with known owner changes: data to tags
+    (tag or mixed) 3, 1 and 1 times between snapshots 0-1, 1-2 and 2-3
+    (4 blocks: block 3 twice), tags to data 0, 2 and 1 times (3 blocks)"""
+    series = {0: 'D D T T', 1: 'D M T D', 2: 'T T D D', 3: 'D T D T',
+              4: 'N D D D', 5: 'D D D D', 6: 'D T T T'}
+    name = {'N': 'never-written', 'D': 'data', 'T': 'tag', 'M': 'mixed'}
+    return [snap(j, region(0xC0000000, 64, {
+        b: name[s.split()[j]] for b, s in series.items()}))
+        for j in range(4)]
+
+
+def kernel_report_reuse(snaps):
+    """scripts/kernel-report.py's count of blocks from data to tags and
+    back, for these snapshots"""
+    spec = importlib.util.spec_from_file_location(
+        'kernel_report', os.path.join(TOP, 'scripts', 'kernel-report.py'))
+    kr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kr)
+    res = {'snapshots': []}
+    for s in snaps:
+        own = bytearray()
+        for r in s['info']['regions']:
+            for run in r['blocks']:
+                own += bytes([kr.OWNERS[run['owner']]]) * (run['size'] // BS)
+        res['snapshots'].append((s['t'], None, own))
+    r = kr.reuse_of(res)
+    return r['data_to_tags'], r['tags_to_data']
+
+
+def reuse_tests(tmp):
+    snaps = reuse_series()
+    rc, out, err, img, png = run(tmp, 'reuse', snaps, '--reuse')
+    want = (f'{png}: 4 snapshots over 3 s, 7 blocks shown in 7 rows (of 64), '
+            f'0 violations marked, 4 blocks from data to tags, 3 from tags '
+            f'to data')
+    check('reuse: exit 0 and a PNG with the lower panel',
+          rc == 0 and img is not None and img.shape[0] >= 800, err,
+          f'image {None if img is None else img.shape}')
+    check('reuse: summary counts blocks from data to tags and back',
+          out == want, f'got  {out!r}', f'want {want!r}')
+    if img is None:
+        img = np.ones((850, 1000, 3))
+    up, down = bars(img, 'data to tags'), bars(img, 'tags to data')
+    hu, hd = [h for _, h in up], [h for _, h in down]
+    check('reuse: data to tags bars 3, 1, 1 in the 3 intervals',
+          len(up) == 3 and up[0][0] < up[1][0] < up[2][0] and
+          2.7 < hu[0] / hu[1] < 3.3 and abs(hu[1] - hu[2]) <= 2,
+          f'bars (x, height) {up}')
+    check('reuse: tags to data bars 2, 1 in the last 2 intervals',
+          len(down) == 2 and len(up) == 3 and
+          all(abs(d[0] - u[0]) < 5 for d, u in zip(down, up[1:])) and
+          1.8 < hd[0] / hd[1] < 2.2 and
+          # to the same scale as the bars up
+          abs(hd[1] - hu[1]) <= 0.15 * hu[1],
+          f'bars (x, height) {down}, up {up}')
+    rc, out, err, img2, png = run(tmp, 'reuse-off', snaps)
+    check('reuse: without --reuse no counts and no bars',
+          rc == 0 and out.endswith('0 violations marked') and
+          img2 is not None and not mask(img2, 'data to tags').any() and
+          not mask(img2, 'tags to data').any(), out, err)
+    same = [snap(j, region(0xC0000000, 64, {1: 'data', 2: 'tag'}))
+            for j in range(4)]
+    rc, out, err, img3, png = run(tmp, 'reuse-none', same, '--reuse')
+    check('reuse: owners unchanged, no bars',
+          rc == 0 and out.endswith('0 violations marked, 0 blocks from data '
+                                   'to tags, 0 from tags to data') and
+          img3 is not None and not bars(img3, 'data to tags') and
+          not bars(img3, 'tags to data'), out, err)
+    ev = event(1.5, 'data-read-of-tags', 0xC0000000 + 2 * BS + 16)
+    rc, out, err, img4, png = run(tmp, 'reuse-event', snaps + [ev],
+                                  '--reuse')
+
+    def lower_black(im):
+        """black pixels inside the lower panel's frame (its legend and
+        title are outside): between the rows under the grid that are dark
+        across the grid's width, its spines"""
+        coloured = sum(mask(im, o) for o in RGB).astype(bool)
+        per_col = coloured[:grid_bottom(im)].sum(axis=0)
+        xs = np.nonzero(per_col > per_col.max() / 2)[0]
+        below = im[grid_bottom(im) + 5:, xs.min():xs.max() + 1]
+        dark = (below < 0.25).all(axis=2)
+        spines = np.nonzero(dark.mean(axis=1) > 0.9)[0]
+        if len(spines) < 2:
+            return 0
+        return int(dark[spines[0] + 3:spines[-1] - 2, 3:-3].sum())
+    check('reuse: violation marked in the lower panel too',
+          rc == 0 and img4 is not None and
+          lower_black(img4) - lower_black(img) > 10,
+          f'black pixels under the grid {lower_black(img4) if rc == 0 else rc}'
+          f' with the event, {lower_black(img)} without', err)
+    # the same counts as kernel-report.py's, on a random recording
+    rnd = random.Random(26)
+    owners = ['never-written', 'data', 'tag', 'mixed']
+    cur = {b: 'never-written' for b in range(40)}
+    series = []
+    for j in range(15):
+        for b in cur:
+            if rnd.random() < 0.3:
+                cur[b] = rnd.choice(owners[1:])
+        series.append(snap(j, region(0xC0000000, 64, dict(cur))))
+    d, g = kernel_report_reuse(series)
+    rc, out, err, _, png = run(tmp, 'reuse-random', series, '--reuse')
+    check('reuse: random recording, the counts of kernel-report.py',
+          rc == 0 and d > 0 and g > 0 and
+          out.endswith(f', {d} blocks from data to tags, {g} from tags to '
+                       f'data'), out, f'kernel-report: {d}, {g}', err)
 
 
 def main():
@@ -175,6 +331,7 @@ def main():
     check('nothing written: empty picture',
           rc == 0 and out.endswith('0 blocks shown in 0 rows (of 64), '
                                    '0 violations marked'), out, err)
+    reuse_tests(tmp)
     print(f'1..{len(results)}')
     if all(results):
         shutil.rmtree(tmp)

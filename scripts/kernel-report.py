@@ -758,7 +758,7 @@ def main(argv):
                            else 'tag-storage-%s.png' % name)
         p = subprocess.run(['/usr/bin/python3', os.path.join(
             TOP, 'scripts', 'tag-storage-picture.py'),
-            os.path.join(a.out, name + '.jsonl'), png,
+            os.path.join(a.out, name + '.jsonl'), png, '--reuse',
             '--title', '%s: %s run' % (os.path.basename(a.image), name)],
             capture_output=True, text=True)
         rep['pictures'][name] = png if p.returncode == 0 else \
