@@ -31,6 +31,27 @@ check's details on "#" lines after it) and exits 1 if one failed:
   tags       (workload) the carveout holds those pages' tags, as the guest
              read them with LDG: the same CRC-32 as its TAGDIGEST line
 
+With --mode=paths (reuse-workload.c's paths mode: a workload per way a
+page becomes tagged or needs its tag storage back) it also remembers at
+each SNAP how far QEMU's standard error had got, and prints after
+"guest" (its checks and a verdict for every workload of the WORKLOADS
+line) and "violations" (with --expect-wl-bug: the counts outside those
+workloads' windows) one line per workload, wl-<name>, judged on the
+window from the snapshot before its "SNAP wl-<name>" to that one:
+
+  the guest's verdict is pass; with the checker: at least one block that
+  was data-owned is tag-owned (pressure: at least one block went to data,
+  which needs no new tags), no tag block of its WLPAGES pages is owned by
+  anything but tags (mixed allowed), and no violation; the line has its
+  vmstat deltas (VMDELTA), the blocks, violations by rule and the
+  culprits of the window's log lines (accessor <- caller <- backtrace,
+  and the last writer, as symbols)
+  not-covered: ok only for a workload in --left-out (what the kernel
+  leaves out), said on the line, else not ok
+  --expect-wl-bug NAME: ok only if NAME fails (its verdict, or with the
+  checker violations in its window), and every culprit's accessor
+  resolves to a symbol
+
 --summary FILE writes the numbers as JSON."""
 import argparse
 import bisect
@@ -172,6 +193,48 @@ def runs(console, what):
             re.findall(r'^%s ([0-9a-f]+) (\d+)$' % what, console, re.M)]
 
 
+def window(snaps, wl):
+    """(previous snapshot, SNAP wl-<wl>): the workload's window, or None"""
+    names = list(snaps)     # in the order the guest asked for them
+    cur = 'wl-' + wl
+    if cur not in names or names.index(cur) == 0:
+        return None
+    return names[names.index(cur) - 1], cur
+
+
+def violations(snap):
+    v = snap['regions'][0]['violations']
+    return [v[k] for k in RULES]
+
+
+def culprits(lines, syms):
+    """{(rule, chain): count} of violation log lines; chain: the
+    accessor's function, its caller (lr), its backtrace, then the last
+    writer's function, as symbols"""
+    out = {}
+    for line in lines:
+        text = line.split('mte-tag-storage: ', 1)[1]
+        acc, _, writer = text.partition('; last written by ')
+        m = re.search(r'pc (0x[0-9a-f]+) lr (0x[0-9a-f]+)(?: bt (\S+))?',
+                      acc)
+        if m:
+            pcs = [m.group(1), m.group(2)] + \
+                (m.group(3).split(',') if m.group(3) else [])
+        else:
+            pcs = re.findall(r'pc (0x[0-9a-f]+)', acc)
+        chain = []
+        for pc in pcs[:12]:
+            f = str(syms.at(int(pc, 16))).split('+')[0]
+            if not chain or chain[-1] != f:
+                chain.append(f)
+        w = re.findall(r'pc (0x[0-9a-f]+)', writer)
+        key = (text.split(':', 1)[0].split()[0], ' <- '.join(chain) +
+               ('; writer %s' % syms.at(int(w[0], 16)) if w else
+                '; writer %s' % writer.split()[0] if writer else ''))
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--qemu', required=True)
@@ -185,13 +248,22 @@ def main():
     ap.add_argument('--timeout', type=int, default=150)
     ap.add_argument('--log', required=True, help='console log file')
     ap.add_argument('--mode', choices=['workload', 'control', 'suite',
-                                       'portbug'], default='workload')
+                                       'portbug', 'paths'],
+                    default='workload')
     ap.add_argument('--expect-culprit', action='append', default=[],
                     metavar='RULE:FUNCTION',
                     help='--mode=portbug: a report of RULE (R1-R4) must '
                     'name FUNCTION as the accessor or the last writer')
     ap.add_argument('--expect-violations', metavar='R1,R2,R3,R4',
-                    help='exact counts of the checker at power-off')
+                    help='exact counts of the checker at power-off (with '
+                    '--mode=paths: outside the --expect-wl-bug workloads)')
+    ap.add_argument('--expect-wl-bug', action='append', default=[],
+                    metavar='NAME', help='--mode=paths: a workload the '
+                    'kernel is known to get wrong: it must fail, with '
+                    'violations whose culprits resolve to symbols')
+    ap.add_argument('--left-out', default='', metavar='A,B,...',
+                    help='--mode=paths: the workloads the kernel leaves '
+                    'out, which may be "not-covered"')
     ap.add_argument('--system-map', help='the kernel\'s, for kernel PCs')
     ap.add_argument('--program', help='the guest program, for user PCs')
     ap.add_argument('--summary', metavar='FILE', help='numbers, as JSON')
@@ -235,6 +307,9 @@ def main():
                 if checker:
                     snaps[name] = query_owners(mon)
                     snaps[name]['t'] = time.time() - start
+                    # the violation reports so far (QEMU's stderr is
+                    # unbuffered): those after it are the next window's
+                    snaps[name]['err-offset'] = os.path.getsize(stderr)
                 con.answer()
             except queue.Empty:
                 pass
@@ -275,8 +350,9 @@ def main():
     failed = []
     summary = {'name': a.name, 'seconds': round(elapsed, 1)}
 
-    def tap(check, ok, details):
-        print('%s %s%s' % ('ok' if ok else 'not ok', prefix, check))
+    def tap(check, ok, details, text=''):
+        print('%s %s%s%s' % ('ok' if ok else 'not ok', prefix, check,
+                             ' ' + text if text else ''))
         for d in details:
             print('#   ' + d)
         if not ok:
@@ -300,6 +376,19 @@ def main():
         details.append(problem)
     if a.mode == 'workload':
         ok = res is not None and not bad and checks and not problem
+    elif a.mode == 'paths':
+        # the workloads' verdicts are judged below, one line each
+        wls = re.search(r'^WORKLOADS(( \S+)*)$', console, re.M)
+        wls = wls.group(1).split() if wls else []
+        verdicts = {m[0]: (m[1], m[2]) for m in re.findall(
+            r'^WORKLOAD (\S+) (pass|fail|not-covered) (.*)$', console, re.M)}
+        missing = [w for w in wls if w not in verdicts]
+        ok = res is not None and not bad and checks and not problem and \
+            wls and not missing
+        details.append('workloads %s%s' % (' '.join(wls) or 'none',
+                                           '; no verdict for %s' %
+                                           ' '.join(missing)
+                                           if missing else ''))
     elif a.mode == 'control':
         names = [n for _, n in checks]
         want_bad = [c for c in REUSE_CHECKS if c in names and c != MAY_PASS]
@@ -367,6 +456,19 @@ def main():
             details.append('%d debug stops (stop policy), first at %.1f s'
                            % (len(stops), stops[0]))
         summary['stops'] = len(stops)
+        if a.mode == 'paths' and a.expect_wl_bug and r:
+            inside = [0] * len(RULES)
+            for wl in a.expect_wl_bug:
+                w = window(snaps, wl)
+                if w:
+                    inside = [i + y - x for i, x, y in
+                              zip(inside, violations(snaps[w[0]]),
+                                  violations(snaps[w[1]]))]
+            got = ','.join('%d' % (r['violations'][k] - i)
+                           for k, i in zip(RULES, inside))
+            details.append('outside the windows of %s (known port bugs): '
+                           '%s; inside: %s' % (' '.join(a.expect_wl_bug),
+                                               got, inside))
         ok = got is not None and not stops and \
             (a.expect_violations is None or got == a.expect_violations)
         if a.mode == 'portbug':
@@ -383,6 +485,119 @@ def main():
              'waiting for connection' not in ln]
     if other:
         print('# qemu stderr: ' + '\n# qemu stderr: '.join(other[:20]))
+
+    if a.mode == 'paths':
+        # one line per workload: the guest's verdict, and from the owner
+        # map the window from the snapshot before to SNAP wl-<name>
+        left_out = a.left_out.split(',') if a.left_out else []
+        syms = Symbols(a.system_map, a.program)
+        summary['workloads'] = {}
+        for wl in wls:
+            verdict, text = verdicts.get(wl, ('missing', 'no WORKLOAD line'))
+            vm = re.search(r'^VMDELTA %s (.*)$' % re.escape(wl), console,
+                           re.M)
+            details = ['guest: %s %s' % (verdict, text)]
+            if vm:
+                details.append('vmstat deltas: ' + vm.group(1))
+            info = {'verdict': verdict, 'vmstat-delta': {
+                k: int(v) for k, v in re.findall(r'(\S+)=([-+]\d+)',
+                                                 vm.group(1))} if vm else {}}
+            summary['workloads'][wl] = info
+            if verdict == 'not-covered':
+                ok = wl in left_out
+                tap('wl-' + wl, ok, [] if ok else details + [
+                    'not-covered, but the kernel does not leave %s out '
+                    '(left out: %s)' % (wl, ' '.join(left_out) or 'none')],
+                    'not-covered: ' + text if ok else '')
+                continue
+            win = window(snaps, wl) if checker else None
+            if checker and not win:
+                details.append('no SNAP wl-%s (snapshots: %s)'
+                               % (wl, ' '.join(snaps)))
+                tap('wl-' + wl, False, details)
+                continue
+            reused = notag = todata = 0
+            viol = [0] * len(RULES)
+            groups = {}
+            if win:
+                before, after = snaps[win[0]], snaps[win[1]]
+                o0 = before['regions'][0]['owners']
+                o1 = after['regions'][0]['owners']
+                base = after['regions'][0]['carveout-base']
+                bs = after['block-size']
+                # reuse: blocks that held data hold tags now
+                reused = sum(1 for x, y in zip(o0, o1) if x == 'data' and
+                             y in ('tag', 'mixed'))
+                # and the other way: blocks given to data
+                todata = sum(1 for x, y in zip(o0, o1) if x != 'data' and
+                             y == 'data')
+                # the tag blocks of the pages it tagged hold tags
+                blocks = {(p * PAGE - RAM_BASE) // 32 // bs
+                          for pfn, n in runs(console, 'WLPAGES ' +
+                                             re.escape(wl))
+                          for p in range(pfn, pfn + n)
+                          if RAM_BASE <= p * PAGE < base}
+                notag = sum(1 for b in blocks if o1[b] not in ('tag',
+                                                                'mixed'))
+                viol = [y - x for x, y in zip(violations(before),
+                                              violations(after))]
+                with open(stderr, errors='replace') as f:
+                    f.seek(before['err-offset'])
+                    chunk = f.read(after['err-offset'] - before['err-offset'])
+                groups = culprits(re.findall(r'^.*mte-tag-storage: R\d .*$',
+                                             chunk, re.M), syms)
+                details.append('owner map %s (%.1f s) -> %s (%.1f s): %d '
+                               'blocks went from data to tags, %d to data; '
+                               '%d tag blocks of the %d pages it tagged, '
+                               '%d of them not tag-owned' % (
+                                   win[0], before['t'], win[1], after['t'],
+                                   reused, todata, len(blocks),
+                                   sum(n for _, n in runs(
+                                       console, 'WLPAGES ' + re.escape(wl))),
+                                   notag))
+                details.append('violations R1,R2,R3,R4 = %s' %
+                               ','.join('%d' % v for v in viol))
+                for (rule, chain), n in sorted(groups.items()):
+                    details.append('  %s x%d (log lines) by %s' % (rule, n,
+                                                                   chain))
+                info.update({'reused-blocks': reused, 'to-data-blocks':
+                             todata, 'tag-blocks':
+                             len(blocks), 'tag-blocks-not-tag': notag,
+                             'violations': dict(zip(RULES, viol)),
+                             'culprits': ['%s by %s' % k for k in groups]})
+            else:
+                details.append('checker off: no owner map, no violations')
+            d = info['vmstat-delta']
+            short = 'cma_alloc_success %+d, pgmigrate_success %+d; ' % (
+                d.get('cma_alloc_success', 0),
+                d.get('pgmigrate_success', 0)) + (
+                'data->tags %d blocks%s, violations %s' % (
+                    reused, ', ->data %d' % todata if wl == 'pressure'
+                    else '', ','.join('%d' % v for v in viol))
+                if win else 'checker off')
+            if wl in a.expect_wl_bug:
+                # a known bug of the port: it must show, and say where
+                named = groups and all(c.split(' <- ')[0] != '?'
+                                       for _, c in groups)
+                ok = (verdict == 'fail' or any(viol)) and any(viol) \
+                    if checker else verdict == 'fail'
+                ok = ok and (named or not checker)
+                details.insert(0, 'known bug of the port: must fail, with '
+                               'violations named by symbols')
+                # the deepest chain: the kernel's, not the reader's
+                first = sorted(groups.items(),
+                               key=lambda g: -g[0][1].count(' <- '))[:1]
+                tap('wl-' + wl, ok, details, 'known port bug, %s: %s%s' % (
+                    verdict, short, '; %s by %s' % first[0][0]
+                    if first else ''))
+                continue
+            # reuse: blocks that held data hold tags; under pressure (no
+            # new tags needed) blocks go to data while every live tag
+            # block keeps its tags (its WLPAGES: all tagged pages)
+            ok = verdict == 'pass' and (not checker or (
+                (todata if wl == 'pressure' else reused) > 0 and
+                notag == 0 and not any(viol)))
+            tap('wl-' + wl, ok, details, short)
 
     if checker and a.mode == 'workload' and final:
         r = final['regions'][0]
