@@ -29,8 +29,8 @@
 #   time next to the PROT_MTE pages before (the port's hook is skipped:
 #   carveout pages tagged in place, R3).  These fail until the port is
 #   fixed.
-# - paths_smp4 (-smp 4, make check-full only), paths_smp1 (-smp 1), both
-#   check=log, and
+# - paths_smp1 (-smp 1, check=log) and, in make check-full only,
+#   paths_smp4 (-smp 4, check=log) and
 #   paths_off (check=off, -m 1G): /reuse-workload in paths mode
 #   (mts.reuse=N,paths): after the same fill, one workload per way a page
 #   becomes tagged or needs its tag storage back (anon-fault, mprotect,
@@ -172,19 +172,26 @@ fi
 # shellcheck disable=SC2086
 boot paths_smp1 "$on,tag-storage-check=log" 1 "mts.reuse=1,paths mts.snapack" \
     $paths --expect-violations 0,0,0,0
-# shellcheck disable=SC2086
-boot paths_off "$on" 2 "mts.reuse=2,paths mts.snapack" $paths --ram-mib 1024
+# check=off, -m 1G: make check-full only, too.  Under that pressure the
+# port sometimes cannot reserve a block (tag_storage_reserve_fail +1,
+# tag_storage_missing +169) and pressure's data and tags change, which
+# the checker, being off, cannot name
+if [ -n "${MTS_CHECK_FULL:-}" ]; then
+    # shellcheck disable=SC2086
+    boot paths_off "$on" 2 "mts.reuse=2,paths mts.snapack" $paths \
+        --ram-mib 1024
+fi
 # the same verdicts (guest side) in the three runs
 pv() {
     grep -E '^WORKLOAD [^ ]+ (pass|fail|not-covered) ' \
         "$logs/reuse-kernel_$1.console" | cut -d' ' -f2,3 | tr -d '\r' |
         tr '\n' ' ' | sed 's/ $//'
 }
-p1=$(pv paths_smp1) p0=$(pv paths_off) p4=$p1
-[ -z "${MTS_CHECK_FULL:-}" ] || p4=$(pv paths_smp4)
+p1=$(pv paths_smp1) p0=$p1 p4=$p1
+[ -z "${MTS_CHECK_FULL:-}" ] || { p4=$(pv paths_smp4); p0=$(pv paths_off); }
 if [ -n "$p1" ] && [ "$p4" = "$p1" ] && [ "$p1" = "$p0" ]; then
     echo "ok reuse-kernel/paths-verdicts the same in" \
-         "${MTS_CHECK_FULL:+paths_smp4, }paths_smp1 and paths_off: $p1" |
+         "paths_smp1${MTS_CHECK_FULL:+, paths_smp4 and paths_off}: $p1" |
         tee -a "$out"
 else
     { echo "not ok reuse-kernel/paths-verdicts differ"
