@@ -110,8 +110,8 @@ function_at = Functions(os.path.join(os.path.dirname(sys.argv[6]),
 
 culprits = []
 for i, v in enumerate(viol):
-    m = re.match(r'DMA; last written by tag-store cpu \d+ pc (0x[0-9a-f]+), '
-                 r'write #\d+$', v[3])
+    m = re.match(r'DMA; last written by tag-store cpu \d+ pc (0x[0-9a-f]+)'
+                 r'(?: lr 0x[0-9a-f]+)?, write #\d+$', v[3])
     culprits.append(function_at(int(m.group(1), 16)) if m else v[3])
     viol[i] = v[:3] + ('DMA',)
 for e in events:
