@@ -235,6 +235,36 @@ def culprits(lines, syms):
     return out
 
 
+def window_culprits(snaps, win, stderr, syms):
+    """culprits() of the log lines QEMU wrote in window @win"""
+    with open(stderr, errors='replace') as f:
+        f.seek(snaps[win[0]]['err-offset'])
+        chunk = f.read(snaps[win[1]]['err-offset'] -
+                       snaps[win[0]]['err-offset'])
+    return culprits(re.findall(r'^.*mte-tag-storage: R\d .*$', chunk, re.M),
+                    syms)
+
+
+def race_seen(race, snaps, console, stderr, syms):
+    """whether the known race NAME:RULE:FUNCTION showed in NAME's
+    window: violations of RULE only, each culprit chain (accessor and its
+    callers) through FUNCTION, and a tag storage reservation that failed"""
+    wl, rule, func = race
+    win = window(snaps, wl)
+    if not win:
+        return False
+    viol = [y - x for x, y in zip(violations(snaps[win[0]]),
+                                  violations(snaps[win[1]]))]
+    k = int(rule[1:]) - 1
+    groups = window_culprits(snaps, win, stderr, syms)
+    vm = re.search(r'^VMDELTA %s .*\btag_storage_reserve_fail=\+?(\d+)'
+                   % re.escape(wl), console, re.M)
+    return viol[k] > 0 and sum(viol) == viol[k] and bool(groups) and \
+        all(r == rule and func in chain.split(';')[0].split(' <- ')
+            for r, chain in groups) and \
+        vm is not None and int(vm.group(1)) > 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--qemu', required=True)
@@ -261,6 +291,15 @@ def main():
                     metavar='NAME', help='--mode=paths: a workload the '
                     'kernel is known to get wrong: it must fail, with '
                     'violations whose culprits resolve to symbols')
+    ap.add_argument('--known-race', action='append', default=[],
+                    metavar='NAME:RULE:FUNCTION',
+                    help='--mode=paths: workload NAME may hit a known, '
+                    'intermittent race of the kernel: when its window has '
+                    'violations of RULE (R1-R4) only, every culprit chain '
+                    'passes through FUNCTION and the kernel counted '
+                    'tag_storage_reserve_fail, the workload is ok (and said '
+                    'to have raced) and its window is left out of '
+                    '--expect-violations; otherwise it is judged as usual')
     ap.add_argument('--left-out', default='', metavar='A,B,...',
                     help='--mode=paths: the workloads the kernel leaves '
                     'out, which may be "not-covered"')
@@ -268,6 +307,13 @@ def main():
     ap.add_argument('--program', help='the guest program, for user PCs')
     ap.add_argument('--summary', metavar='FILE', help='numbers, as JSON')
     a = ap.parse_args()
+    races = {}
+    for race in a.known_race:
+        f = race.split(':')
+        if len(f) != 3 or not re.fullmatch(r'R[1-4]', f[1]) or not all(f):
+            ap.error('--known-race %s: want NAME:RULE:FUNCTION, RULE one of '
+                     'R1-R4' % race)
+        races[f[0]] = tuple(f)
     checker = re.search(r'(^|,)tag-storage-check=(log|event|stop)',
                         a.machine) and \
         re.search(r'(^|,)tag-storage=on', a.machine)
@@ -417,6 +463,7 @@ def main():
     tap('guest', ok, details)
 
     # the reuse checker
+    seen = set()    # the workloads whose known race (--known-race) showed
     if checker:
         r = final['regions'][0] if final else None
         syms = Symbols(a.system_map, a.program)
@@ -456,9 +503,13 @@ def main():
             details.append('%d debug stops (stop policy), first at %.1f s'
                            % (len(stops), stops[0]))
         summary['stops'] = len(stops)
-        if a.mode == 'paths' and a.expect_wl_bug and r:
+        seen = {wl for wl, race in races.items()
+                if race_seen(race, snaps, console, stderr, syms)} \
+            if a.mode == 'paths' else set()
+        known = a.expect_wl_bug + sorted(seen)
+        if a.mode == 'paths' and known and r:
             inside = [0] * len(RULES)
-            for wl in a.expect_wl_bug:
+            for wl in known:
                 w = window(snaps, wl)
                 if w:
                     inside = [i + y - x for i, x, y in
@@ -466,9 +517,10 @@ def main():
                                   violations(snaps[w[1]]))]
             got = ','.join('%d' % (r['violations'][k] - i)
                            for k, i in zip(RULES, inside))
-            details.append('outside the windows of %s (known port bugs): '
-                           '%s; inside: %s' % (' '.join(a.expect_wl_bug),
-                                               got, inside))
+            details.append('outside the windows of %s (known port bugs%s): '
+                           '%s; inside: %s' % (' '.join(known),
+                                               ', races seen' if seen
+                                               else '', got, inside))
         ok = got is not None and not stops and \
             (a.expect_violations is None or got == a.expect_violations)
         if a.mode == 'portbug':
@@ -541,11 +593,7 @@ def main():
                                                                 'mixed'))
                 viol = [y - x for x, y in zip(violations(before),
                                               violations(after))]
-                with open(stderr, errors='replace') as f:
-                    f.seek(before['err-offset'])
-                    chunk = f.read(after['err-offset'] - before['err-offset'])
-                groups = culprits(re.findall(r'^.*mte-tag-storage: R\d .*$',
-                                             chunk, re.M), syms)
+                groups = window_culprits(snaps, win, stderr, syms)
                 details.append('owner map %s (%.1f s) -> %s (%.1f s): %d '
                                'blocks went from data to tags, %d to data; '
                                '%d tag blocks of the %d pages it tagged, '
@@ -590,6 +638,17 @@ def main():
                 tap('wl-' + wl, ok, details, 'known port bug, %s: %s%s' % (
                     verdict, short, '; %s by %s' % first[0][0]
                     if first else ''))
+                continue
+            if wl in seen:
+                # the known race, as --known-race describes it: ok, said so
+                details.insert(0, 'known race of the port (%s by %s): seen '
+                               'here, so the guest\'s verdict and these '
+                               'violations are excused' % races[wl][1:])
+                info['known-race-seen'] = True
+                tap('wl-' + wl, True, details, 'known port race seen, %s: '
+                    '%s; %s' % (verdict, short, '; '.join(
+                        '%s x%d by %s' % (k[0], n, k[1])
+                        for k, n in sorted(groups.items())[:2])))
                 continue
             # reuse: blocks that held data hold tags; under pressure (no
             # new tags needed) blocks go to data while every live tag

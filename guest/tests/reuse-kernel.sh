@@ -29,9 +29,10 @@
 #   time next to the PROT_MTE pages before (the port's hook is skipped:
 #   carveout pages tagged in place, R3).  These fail until the port is
 #   fixed.
-# - paths_smp1 (-smp 1, check=log) and, in make check-full only,
-#   paths_smp4 (-smp 4, check=log) and
-#   paths_off (check=off, -m 1G): /reuse-workload in paths mode
+# - paths_smp1 (-smp 1, check=log), paths_smp4 (-smp 4, check=log,
+#   where the port's known race is excused: --known-race below) and, in
+#   make check-full only, paths_off (check=off, -m 1G): /reuse-workload
+#   in paths mode
 #   (mts.reuse=N,paths): after the same fill, one workload per way a page
 #   becomes tagged or needs its tag storage back (anon-fault, mprotect,
 #   shmem, shared-file, fork, pressure, compaction; reuse-workload.c,
@@ -158,17 +159,16 @@ left=$(sed -n 's/^# CONFIG_\([A-Z_]*\) is not set$/\1/p' "$src/rfc.config" |
 # port gets fixed, wl-compaction fails here and this line goes.
 paths="--program $BUILD_ROOT/guest/reuse-workload --mode paths
  --left-out $left --timeout 600 --expect-wl-bug compaction"
-# -smp 4 only in make check-full (MTS_CHECK_FULL=1): there the port has
-# a second, intermittent bug (1 run in 4: in shared-file, a carveout
-# page-cache folio migrated on an MTE fault whose destination's tag block
-# cannot be reserved, R2 by copy_page <- ... <- mte_migrate_folios <-
-# arch_fault_prepare_folio, one corrupted page), which would make
-# make check fail at random
-if [ -n "${MTS_CHECK_FULL:-}" ]; then
-    # shellcheck disable=SC2086
-    boot paths_smp4 "$on,tag-storage-check=log" 4 \
-        "mts.reuse=4,paths mts.snapack" $paths --expect-violations 0,0,0,0
-fi
+# At -smp 4 the port has a second, intermittent bug (1 run in 4: in
+# shared-file, a carveout page-cache folio migrated on an MTE fault whose
+# destination's tag block cannot be reserved, tag_storage_reserve_fail,
+# R2 by copy_page <- ... <- mte_migrate_folios <- arch_fault_prepare_folio,
+# one corrupted page).  --known-race excuses exactly that shape, says so
+# on the line, and judges shared-file as usual when it does not show
+race="--known-race shared-file:R2:arch_fault_prepare_folio"
+# shellcheck disable=SC2086
+boot paths_smp4 "$on,tag-storage-check=log" 4 \
+    "mts.reuse=4,paths mts.snapack" $paths $race --expect-violations 0,0,0,0
 # shellcheck disable=SC2086
 boot paths_smp1 "$on,tag-storage-check=log" 1 "mts.reuse=1,paths mts.snapack" \
     $paths --expect-violations 0,0,0,0
@@ -181,17 +181,24 @@ if [ -n "${MTS_CHECK_FULL:-}" ]; then
     boot paths_off "$on" 2 "mts.reuse=2,paths mts.snapack" $paths \
         --ram-mib 1024
 fi
-# the same verdicts (guest side) in the three runs
+# the same verdicts (guest side) in the runs, but for a workload whose
+# known race showed (its verdict is excused)
+raced=$(sed -n 's|^ok reuse-kernel/paths_[^/]*/wl-\([^ ]*\) known port race seen.*|\1|p' \
+        "$out" | sort -u | tr '\n' ' ')
 pv() {
     grep -E '^WORKLOAD [^ ]+ (pass|fail|not-covered) ' \
         "$logs/reuse-kernel_$1.console" | cut -d' ' -f2,3 | tr -d '\r' |
-        tr '\n' ' ' | sed 's/ $//'
+        while read -r w v; do
+            case " $raced " in *" $w "*) ;; *) printf '%s %s ' "$w" "$v" ;; esac
+        done | sed 's/ $//'
 }
-p1=$(pv paths_smp1) p0=$p1 p4=$p1
-[ -z "${MTS_CHECK_FULL:-}" ] || { p4=$(pv paths_smp4); p0=$(pv paths_off); }
+p1=$(pv paths_smp1) p4=$(pv paths_smp4) p0=$p1
+[ -z "${MTS_CHECK_FULL:-}" ] || p0=$(pv paths_off)
+racenote=
+[ -z "$raced" ] || racenote=" (left out, raced: $raced)"
 if [ -n "$p1" ] && [ "$p4" = "$p1" ] && [ "$p1" = "$p0" ]; then
-    echo "ok reuse-kernel/paths-verdicts the same in" \
-         "paths_smp1${MTS_CHECK_FULL:+, paths_smp4 and paths_off}: $p1" |
+    echo "ok reuse-kernel/paths-verdicts the same in paths_smp1," \
+         "paths_smp4${MTS_CHECK_FULL:+ and paths_off}: $p1$racenote" |
         tee -a "$out"
 else
     { echo "not ok reuse-kernel/paths-verdicts differ"
