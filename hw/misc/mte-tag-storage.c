@@ -131,6 +131,7 @@ void mte_tag_storage_direct(MTETagStorageState *s, ARMTagMemoryDirect *d)
         .tags = s->ram,
         .tags_offset = s->ram_offset,
         .interleave_bits = s->interleave_bits,
+        .tags_paddr = s->carveout_base,
     };
 }
 

@@ -101,6 +101,13 @@ typedef struct ARMTagMemoryDirect {
     hwaddr tags_offset;         /* (P - tagged_base) / 32, interleaved */
     unsigned interleave_bits;   /* see arm_tag_memory_interleave() */
     bool hidden;                /* not guest-visible, so it never holds code */
+    /*
+     * Unless hidden: where the guest sees those tags, tagged_size / 32
+     * bytes of tag storage from tags_paddr.  It is RAM, which may be
+     * mapped through I/O callbacks (to check its use) that take stores
+     * of any width from 1 to 8 bytes alike.
+     */
+    hwaddr tags_paddr;
 } ARMTagMemoryDirect;
 
 /*
@@ -224,6 +231,30 @@ arm_tag_memory_map_lookup(const ARMTagMemoryMap *map, hwaddr paddr)
         }
     }
     return NULL;
+}
+
+/**
+ * arm_tag_memory_is_tag_storage: is [@paddr, @paddr + @len) guest-visible
+ * tag storage of one entry of @map?
+ * @map: a map, or NULL for none
+ *
+ * Such memory is RAM even when the CPU finds it behind I/O callbacks: the
+ * CPU may write it with 8-byte stores where it would make byte stores to
+ * other I/O memory (DC ZVA).
+ */
+static inline bool arm_tag_memory_is_tag_storage(const ARMTagMemoryMap *map,
+                                                 hwaddr paddr, hwaddr len)
+{
+    for (unsigned i = 0; map && i < map->count; i++) {
+        const ARMTagMemoryDirect *d = &map->entries[i];
+        hwaddr size = d->tagged_size / ARM_TAG_MEMORY_RATIO;
+
+        if (!d->hidden && paddr - d->tags_paddr < size &&
+            len <= size - (paddr - d->tags_paddr)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* The offset in @d->tags of the tag byte of @paddr, which @d covers */
