@@ -43,25 +43,26 @@ run-kernel:
 	scripts/run-kernel.sh "$(KERNEL)" \
 	    $(if $(SYSTEM_MAP),--system-map "$(SYSTEM_MAP)") $(ARGS)
 
-# Regenerate patches/ from the commits in build/src
+# Write the commits of build/src back to patches/{local,fixes,feature}
 patches:
 	scripts/update-patches.sh
 
-# Two git format-patch series (overlay + patches) in build/export:
-# fixes/ (for stable) and feature/ (on top of fixes)
+# The two series numbered for git send-email, with cover letters, in
+# build/export/fixes and build/export/feature
 export:
 	scripts/export-series.sh
 
+# patches/ is the tree we build, in make patches' form, checkpatch-clean
 check-series:
 	scripts/check-series.sh
 
-# Each patch of both series: checkpatch, build, tests present (slow)
+# Each patch: applies, checkpatch, builds, passes the tests it has (slow)
 check-each-patch:
 	scripts/check-each-patch.sh
 
 # Drop commits in build/src that are not in patches/
 reset-tree:
-	rm -f build/src/.applied-tree
+	rm -f build/src/.applied-tree build/src/.applied-commit
 	git -C build/src reset -q --hard v10.2.2
 	scripts/prepare-tree.sh
 

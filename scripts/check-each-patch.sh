@@ -1,7 +1,7 @@
 #!/bin/sh
-# Apply both exported series (fixes, then feature) one patch at a time to
-# pristine QEMU, in build/each-patch, after the repository's local
-# packaging patches: every patch must apply, pass checkpatch.pl, build
+# Apply the series of patches/ (local, fixes, then feature) one patch at a
+# time to pristine QEMU, in build/each-patch: every patch must apply,
+# pass checkpatch.pl (all but the local packaging patches), build
 # (incrementally) and pass the tests that exist at that point:
 #   - the series' qtests that the tree has (arm-mte-dirty-test, then the
 #     mte-tag-storage suite), through meson test;
@@ -12,13 +12,11 @@
 set -eu
 . "$(dirname "$0")/common.sh"
 setup_gdb
-"$TOP/scripts/export-series.sh" >/dev/null
 work=$BUILD_ROOT/each-patch
 rm -rf "$work"
 mkdir -p "$work/obj"
 git clone -q --no-checkout "$SRC" "$work/src"
 git -C "$work/src" checkout -q -b each "v$QEMU_VERSION"
-apply_local_patches "$work/src"
 
 # run_tests NAME: the tests that exist in the tree at this patch
 run_tests() {
@@ -48,12 +46,14 @@ run_tests() {
     fi
 }
 
-for p in "$BUILD_ROOT"/export/fixes/0*.patch \
-         "$BUILD_ROOT"/export/feature/0*.patch; do
-    case "$p" in */0000-cover-letter.patch) continue ;; esac
+for p in $(series_patches); do
     name=$(basename "$(dirname "$p")")/$(basename "$p")
     git -C "$work/src" am -q --keep-cr "$p" || die "$name does not apply"
-    "$SRC/scripts/checkpatch.pl" -q "$p" || die "$name fails checkpatch.pl"
+    case $name in
+    local/*) ;;
+    *) "$SRC/scripts/checkpatch.pl" -q "$p" ||
+           die "$name fails checkpatch.pl" ;;
+    esac
     if [ ! -f "$work/obj/build.ninja" ]; then
         # shellcheck disable=SC2086
         (cd "$work/obj" && ../src/configure $CONFIGURE_FLAGS) \

@@ -1,53 +1,80 @@
 #!/bin/sh
-# Check that the exported series (fixes/, then feature/) apply with git am
-# to a fresh pristine QEMU 10.2.2 and yield exactly the tree we build
-# (patches + overlay), and that import-overlay-steps.sh reads the export
-# back into the same overlay files and steps.
+# make check-series: is patches/ the series the build uses, in the form
+# make patches writes, and fit to send?
+#   - git am of patches/local, fixes, feature onto a fresh pristine
+#     QEMU 10.2.2 (the tarball, not build/src) gives build/src's tree;
+#   - make patches would write the same files (scripts/update-patches.sh
+#     run on a copy: no dates, no commit ids, stable names);
+#   - each commit is in the series its trailers name, in order; each
+#     Fixes: names an upstream commit by a 12-hex-digit id; each series
+#     has its cover letter;
+#   - every fixes and feature patch passes checkpatch.pl.
 set -eu
 . "$(dirname "$0")/common.sh"
-"$TOP/scripts/export-series.sh" >/dev/null
-out=$BUILD_ROOT/export
+[ -d "$SRC/.git" ] || die "no prepared tree; run 'make prepare' first"
 tmp=$BUILD_ROOT/check-series
 rm -rf "$tmp"
-mkdir -p "$tmp"
+mkdir -p "$tmp/src"
 tarball=$("$TOP/scripts/fetch-qemu.sh" 2>/dev/null)
-tar -C "$tmp" --strip-components=1 -xf "$tarball"
-git -C "$tmp" init -q
-git -C "$tmp" config gc.auto 0
-git -C "$tmp" add -A -f .
-git -C "$tmp" commit -q -m "pristine QEMU $QEMU_VERSION"
-# The local packaging patches first (the build has them), then fixes/
-# and feature/: each must apply to pristine QEMU plus what came before
-apply_local_patches "$tmp"
-for p in "$out"/fixes/0*.patch "$out"/feature/0*.patch; do
-    case "$p" in */0000-cover-letter.patch) continue ;; esac
-    git -C "$tmp" am -q --keep-cr "$p" || die "$(basename "$p") does not apply to pristine $QEMU_VERSION"
+tar -C "$tmp/src" --strip-components=1 -xf "$tarball"
+git -C "$tmp/src" init -q
+git -C "$tmp/src" config gc.auto 0
+git -C "$tmp/src" add -A -f .
+git -C "$tmp/src" commit -q -m "pristine QEMU $QEMU_VERSION"
+git -C "$tmp/src" tag "v$QEMU_VERSION"
+for p in $(series_patches); do
+    git -C "$tmp/src" am -q --keep-cr "$p" ||
+        die "${p#"$TOP"/} does not apply to pristine $QEMU_VERSION and the" \
+            "patches before it"
 done
-got=$(git -C "$tmp" rev-parse 'HEAD^{tree}')
+got=$(git -C "$tmp/src" rev-parse 'HEAD^{tree}')
+want=$(git -C "$SRC" rev-parse 'HEAD^{tree}')
+[ "$got" = "$want" ] ||
+    die "patches/ gives tree $got, build/src has $want (run make patches)"
 
-# The tree we build: HEAD of build/src plus the overlay files
-idx=$BUILD_ROOT/check-series.index
-rm -f "$idx"
-GIT_INDEX_FILE=$idx git -C "$SRC" read-tree HEAD
-overlay_files | while read -r f; do
-    h=$(git -C "$SRC" hash-object -w "$TOP/$f")
-    mode=100644
-    [ -x "$TOP/$f" ] && mode=100755
-    GIT_INDEX_FILE=$idx git -C "$SRC" update-index --add --cacheinfo "$mode,$h,$f"
+# The way back: make patches on the fresh tree writes the same files
+mkdir -p "$tmp/top/scripts" "$tmp/top/patches"
+cp "$TOP/scripts/common.sh" "$TOP/scripts/update-patches.sh" \
+    "$tmp/top/scripts/"
+MTS_TOP=$tmp/top BUILD_ROOT=$tmp sh "$tmp/top/scripts/update-patches.sh" \
+    > "$tmp/update.log" 2>&1 || { cat "$tmp/update.log"; die "make patches fails"; }
+for s in $SERIES; do
+    diff -r -x cover-letter.txt "$TOP/patches/$s" "$tmp/top/patches/$s" \
+        > "$tmp/diff" 2>&1 ||
+        { head -n 20 "$tmp/diff"
+          die "patches/$s is not as make patches writes it"; }
+    [ -s "$TOP/patches/$s/cover-letter.txt" ] ||
+        die "patches/$s has no cover-letter.txt"
 done
-want=$(GIT_INDEX_FILE=$idx git -C "$SRC" write-tree)
-rm -f "$idx"
-rm -rf "$tmp"
-[ "$got" = "$want" ] || die "exported series gives tree $got, the build uses $want"
 
-# The way back: importing the fresh export changes no overlay file or step
-back=$BUILD_ROOT/check-series-import
-rm -rf "$back"
-IMPORT_TO=$back "$TOP/scripts/import-overlay-steps.sh" >/dev/null
-overlay_files | while read -r f; do
-    cmp -s "$TOP/$f" "$back/$f" || die "import-overlay-steps.sh changes $f"
+# Fixes: trailers name upstream commits by id; one whose id is unknown
+# here must be named in the cover letter's "Fixes: without an id"
+cover=$TOP/patches/fixes/cover-letter.txt
+for p in $(series_patches fixes); do
+    grep -q '^Fixes: ' "$p" || die "${p#"$TOP"/}: in fixes/ without Fixes:"
+    grep '^Fixes: ' "$p" | grep -vE '^Fixes: [0-9a-f]{12,40} \("' |
+        sed -n 's/^Fixes: ("\(.*\)")$/\1/p' > "$tmp/noid"
+    [ "$(grep -c '^Fixes: ' "$p")" -eq \
+      "$(( $(grep -cE '^Fixes: [0-9a-f]{12,40} \("' "$p") +
+           $(wc -l < "$tmp/noid") ))" ] ||
+        die "${p#"$TOP"/}: a Fixes: that is neither id (\"subject\") nor" \
+            "(\"subject\")"
+    while read -r subj; do
+        tr '\n' ' ' < "$cover" | tr -s ' ' |
+            grep -qF "Fixes: without an id" &&
+        tr '\n' ' ' < "$cover" | tr -s ' ' | grep -qF "$subj" ||
+            die "${p#"$TOP"/}: Fixes: (\"$subj\") has no commit id, and" \
+                "patches/fixes/cover-letter.txt does not say why"
+    done < "$tmp/noid"
 done
-diff -r "$TOP/patches/overlay-steps" "$back/patches/overlay-steps" \
-    > /dev/null || die "import-overlay-steps.sh changes patches/overlay-steps"
-rm -rf "$back"
-say "exported series ($(ls "$out"/*/0*.patch | wc -l) files) apply to pristine $QEMU_VERSION and matches the build tree"
+
+# checkpatch.pl, as a maintainer would run it on the series
+n=0
+for p in $(series_patches fixes feature); do
+    "$SRC/scripts/checkpatch.pl" -q "$p" > "$tmp/checkpatch.log" 2>&1 ||
+        { cat "$tmp/checkpatch.log"; die "${p#"$TOP"/} fails checkpatch.pl"; }
+    n=$((n + 1))
+done
+say "patches/ ($(series_patches | wc -l) patches) applies to pristine" \
+    "$QEMU_VERSION, is the tree we build and what make patches writes;" \
+    "$n pass checkpatch.pl"

@@ -12,9 +12,6 @@ DL=$BUILD_ROOT/download
 VENDOR=${VENDOR:-$TOP/../shared/vendor}
 HASHES=$TOP/scripts/qemu-source.sha256
 
-# Top-level directories of this repo that hold overlay files at QEMU paths
-OVERLAY_DIRS="hw include target tests docs"
-
 QEMU_BIN=${MTS_QEMU:-$OBJ/qemu-system-aarch64}
 
 # ccache: share hits between clones by hashing paths relative to the build
@@ -46,41 +43,35 @@ private_apt() {
  -o Debug::NoLocking=1 -o APT::Sandbox::User=root"
 }
 
-# is_local_patch PATCH: is PATCH one that patches/local.list keeps out of
-# the exported series?  (The list holds the start of each subject.)
-is_local_patch() {
-    ilp_subject=$(sed -n 's/^Subject: \[PATCH\] //p' "$1")
-    grep -v '^#' "$TOP/patches/local.list" | while read -r ilp_prefix; do
-        case "$ilp_subject" in "$ilp_prefix"*) echo yes ;; esac
-    done | grep -q yes
-}
+# The series, in the order git am applies them: patches/local/ (packaging
+# of this repository only: never sent), patches/fixes/ (fixes to upstream
+# code), patches/feature/ (tag storage).  Each holds git format-patch files
+# NNNN-*.patch and its cover letter, cover-letter.txt (subject line, blank
+# line, text).  scripts/update-patches.sh writes them from build/src.
+SERIES="local fixes feature"
 
-# apply_local_patches DIR: git am the patches of patches/local.list in DIR
-apply_local_patches() {
-    for alp in "$TOP"/patches/*.patch; do
-        if is_local_patch "$alp"; then
-            git -C "$1" am -q --keep-cr "$alp" ||
-                die "local patch $(basename "$alp") does not apply"
-        fi
+# series_patches [SERIES...]: the patch files of SERIES (default: all), in
+# order, one per line
+series_patches() {
+    for sp_series in ${*:-$SERIES}; do
+        for sp_patch in "$TOP/patches/$sp_series"/[0-9]*.patch; do
+            [ -f "$sp_patch" ] && echo "$sp_patch"
+        done
     done
 }
 
-# List overlay files (paths relative to $TOP), one per line
-overlay_files() {
-    (cd "$TOP" && for d in $OVERLAY_DIRS; do
-        [ -d "$d" ] && find "$d" -name __pycache__ -prune -o \
-                            -type f ! -name '*~' ! -name '.*' -print
-    done) | LC_ALL=C sort
-}
-
-# step_for SUBJECT: the patches/overlay-steps/*.diff whose first line,
-# "# <prefix>", names the patch with SUBJECT (nothing if none does)
-step_for() {
-    for sf_step in "$TOP"/patches/overlay-steps/*.diff; do
-        [ -f "$sf_step" ] || continue
-        sf_prefix=$(sed -n '1s/^# //p' "$sf_step")
-        case "$1" in "$sf_prefix"*) echo "$sf_step" ;; esac
-    done
+# commit_series COMMIT (in build/src): which series COMMIT belongs to, by
+# its trailers: "Series: local", else any "Fixes:" (fixes), else feature
+commit_series() {
+    cs_trailers=$(git -C "$SRC" log -1 --format=%B "$1" |
+                  git interpret-trailers --parse)
+    if printf '%s\n' "$cs_trailers" | grep -qx 'Series: local'; then
+        echo local
+    elif printf '%s\n' "$cs_trailers" | grep -q '^Fixes: '; then
+        echo fixes
+    else
+        echo feature
+    fi
 }
 
 # Make sure the tools a build needs are present; explain what is missing.

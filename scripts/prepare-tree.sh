@@ -1,8 +1,10 @@
 #!/bin/sh
 # Build the prepared tree in build/src: a git repository whose first commit
-# (tag v10.2.2) is the pristine import, with our overlay files symlinked in
-# (git-excluded, so edits go straight to this repo) and patches/ applied as
-# commits with git am.  Re-running only does what changed.
+# (tag v10.2.2) is the pristine import, and then one commit per patch of
+# patches/local, patches/fixes and patches/feature (git am, in that order).
+# Change the work there with git (commit --fixup, rebase -i), then write it
+# back with make patches (scripts/update-patches.sh).  Re-running only does
+# what changed, and never drops commits that patches/ does not have yet.
 set -eu
 . "$(dirname "$0")/common.sh"
 need_tools git tar xz sha256sum
@@ -29,38 +31,19 @@ if [ ! -f "$SRC/.pristine-sha256" ] || [ "$(cat "$SRC/.pristine-sha256")" != "$t
     mv "$SRC.tmp" "$SRC"
 fi
 
-# Overlay: symlink every overlay file into the tree and keep git blind to it
-exclude=$SRC/.git/info/exclude
-{
-    echo "/.pristine-sha256"
-    echo "/.applied-tree"
-    overlay_files | sed 's|^|/|'
-} > "$exclude.new"
-# remove links whose repo file went away
-if [ -f "$exclude" ]; then
-    grep '^/' "$exclude" | grep -vxFf "$exclude.new" | while read -r p; do
-        if [ -L "$SRC$p" ]; then rm -f "$SRC$p"; fi
-    done
-fi
-mv "$exclude.new" "$exclude"
-# shellcheck disable=SC2046
-shadowing=$(git_src ls-files -- $(overlay_files))
-[ -z "$shadowing" ] ||
-    die "overlay files shadow upstream files (change those with patches): $shadowing"
-overlay_files | while read -r f; do
-    if [ "$(readlink "$SRC/$f" 2>/dev/null)" != "$TOP/$f" ]; then
-        mkdir -p "$(dirname "$SRC/$f")"
-        ln -sfn "$TOP/$f" "$SRC/$f"
-    fi
-done
+# Trees prepared before the series held our new files had them as
+# symlinks into this repository, invisible to git: git am must create them
+find "$SRC" -path "$SRC/.git" -prune -o -type l -lname "$TOP/*" -print |
+    while read -r link; do rm -f "$link"; done
+printf '%s\n' /.pristine-sha256 /.applied-tree /.applied-commit \
+    > "$SRC/.git/info/exclude"
 
 # Patches: compute the tree they produce and compare with HEAD's
 want_tree() {
     idx=$(mktemp)
     rm -f "$idx"
     GIT_INDEX_FILE=$idx git_src read-tree "v$QEMU_VERSION"
-    for p in "$TOP"/patches/*.patch; do
-        [ -f "$p" ] || continue
+    for p in $(series_patches); do
         GIT_INDEX_FILE=$idx git_src apply --cached "$p" ||
             { rm -f "$idx"; die "patch $(basename "$p") does not apply"; }
     done
@@ -75,6 +58,7 @@ want=$(want_tree)
 have=$(git_src rev-parse 'HEAD^{tree}')
 if [ "$want" = "$have" ]; then
     echo "$have" > "$applied"
+    [ -f "$SRC/.applied-commit" ] || git_src rev-parse HEAD > "$SRC/.applied-commit"
     say "prepared tree up to date ($(git_src rev-list --count "v$QEMU_VERSION..HEAD") patches)"
     exit 0
 fi
@@ -87,12 +71,12 @@ if [ -n "$(git_src status --porcelain --untracked-files=no)" ] ||
     die "build/src has uncommitted changes or an unfinished git am;
   commit them and run 'make patches', or discard them, then retry"
 fi
-say "applying $(ls "$TOP"/patches/*.patch 2>/dev/null | wc -l) patches"
+say "applying $(series_patches | wc -l) patches"
 git_src reset -q --hard "v$QEMU_VERSION"
-for p in "$TOP"/patches/*.patch; do
-    [ -f "$p" ] || continue
-    git_src am -q --keep-cr --committer-date-is-author-date "$p" ||
-        die "git am failed on $(basename "$p")"
+for p in $(series_patches); do
+    git_src am -q --keep-cr "$p" ||
+        die "git am failed on ${p#"$TOP"/}"
 done
 git_src rev-parse 'HEAD^{tree}' > "$applied"
+git_src rev-parse HEAD > "$SRC/.applied-commit"
 say "prepared tree at $SRC"

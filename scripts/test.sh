@@ -1,6 +1,6 @@
 #!/bin/sh
 # The test command: build, run every suite of ours through QEMU's meson
-# test machinery, check the exported series, and print "N passed, N failed".
+# test machinery, check the series in patches/, and print "N passed, N failed".
 set -eu
 . "$(dirname "$0")/common.sh"
 
@@ -58,12 +58,13 @@ for t in run-gdbstub-mte run-gdbstub-mte-packets; do
     fi
 done
 
-say "checking the exported series against pristine QEMU $QEMU_VERSION"
+say "checking patches/ against pristine QEMU $QEMU_VERSION (make check-series)"
 if "$TOP/scripts/check-series.sh" > "$results/series.log" 2>&1; then
-    echo "ok export-series" >> "$results/extra.tap"
+    echo "ok series (patches/ applies, is the build's tree and make" \
+         "patches' output; checkpatch.pl)" >> "$results/extra.tap"
 else
     cat "$results/series.log"
-    echo "not ok export-series" >> "$results/extra.tap"
+    echo "not ok series" >> "$results/extra.tap"
 fi
 
 # MTS_CHECK_FULL=1 (make check-full): the long tests of guest/tests-full/ too
