@@ -25,7 +25,8 @@ init=$G/mte-init
 dma=$G/virtio-dma
 mkdir -p "$G"
 if [ ! -f "$init" ] || [ "$TOP/guest/mte-init.c" -nt "$init" ] ||
-   [ "$TOP/guest/carveout.h" -nt "$init" ]; then
+   [ "$TOP/guest/carveout.h" -nt "$init" ] ||
+   [ "$TOP/guest/mte.h" -nt "$init" ]; then
     say "compiling the guest's /init" >&2
     aarch64-linux-gnu-gcc -O2 -static -march=armv8.5-a+memtag -Wall \
         -Wno-unused-parameter -o "$init" "$TOP/guest/mte-init.c"
@@ -33,7 +34,8 @@ fi
 # /smp-stress, exec'd by /init for mts.smp=MODE (guest/tests/smp.sh)
 stress=$G/smp-stress
 if [ ! -f "$stress" ] || [ "$TOP/guest/smp-stress.c" -nt "$stress" ] ||
-   [ "$TOP/guest/carveout.h" -nt "$stress" ]; then
+   [ "$TOP/guest/carveout.h" -nt "$stress" ] ||
+   [ "$TOP/guest/mte.h" -nt "$stress" ]; then
     say "compiling the guest's /smp-stress" >&2
     aarch64-linux-gnu-gcc -O2 -static -pthread -march=armv8.5-a+memtag \
         -Wall -Wno-unused-parameter -o "$stress" "$TOP/guest/smp-stress.c"
@@ -42,14 +44,16 @@ fi
 # (guest/tests/reuse-kernel.sh)
 reuse=$G/reuse-workload
 if [ ! -f "$reuse" ] || [ "$TOP/guest/reuse-workload.c" -nt "$reuse" ] ||
-   [ "$TOP/guest/carveout.h" -nt "$reuse" ]; then
+   [ "$TOP/guest/carveout.h" -nt "$reuse" ] ||
+   [ "$TOP/guest/mte.h" -nt "$reuse" ]; then
     say "compiling the guest's /reuse-workload" >&2
     aarch64-linux-gnu-gcc -O2 -static -pthread -march=armv8.5-a+memtag \
         -Wall -Wno-unused-parameter -o "$reuse" "$TOP/guest/reuse-workload.c"
 fi
 # /virtio-dma, exec'd by /init for mts.dma (guest/tests/dma.sh)
 if [ ! -f "$dma" ] || [ "$TOP/guest/virtio-dma.c" -nt "$dma" ] ||
-   [ "$TOP/guest/carveout.h" -nt "$dma" ]; then
+   [ "$TOP/guest/carveout.h" -nt "$dma" ] ||
+   [ "$TOP/guest/mte.h" -nt "$dma" ]; then
     say "compiling the guest's /virtio-dma" >&2
     aarch64-linux-gnu-gcc -O2 -static -pthread -march=armv8.5-a+memtag \
         -Wall -o "$dma" "$TOP/guest/virtio-dma.c"

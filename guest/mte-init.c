@@ -32,23 +32,7 @@
 #include <sys/wait.h>
 
 #include "carveout.h"
-
-#ifndef PROT_MTE
-#define PROT_MTE 0x20
-#endif
-#ifndef SEGV_MTEAERR
-#define SEGV_MTEAERR 8
-#define SEGV_MTESERR 9
-#endif
-#ifndef PR_MTE_TCF_SYNC
-#define PR_MTE_TCF_SYNC (1UL << 1)
-#define PR_MTE_TCF_ASYNC (1UL << 2)
-#define PR_MTE_TAG_SHIFT 3
-#endif
-
-#define PAGE 4096UL
-#define GRANULE 16UL
-#define ADDR_MASK ((1UL << 56) - 1)
+#include "mte.h"
 
 static int passes, failures;
 
@@ -57,49 +41,6 @@ static void check(const char *name, int ok)
     printf("%s %s\n", ok ? "ok" : "not ok", name);
     fflush(stdout);
     ok ? passes++ : failures++;
-}
-
-/* ---- MTE primitives ---- */
-
-static void *with_tag(void *p, unsigned tag)
-{
-    return (void *)(((uintptr_t)p & ADDR_MASK) | ((uintptr_t)(tag & 15) << 56));
-}
-
-static unsigned ldg(void *p)
-{
-    uintptr_t r = 0;
-
-    asm volatile("ldg %0, [%1]"
-                 : "+r"(r) : "r"(p) : "memory");
-    return (r >> 56) & 15;
-}
-
-static void stg(void *p)
-{
-    asm volatile("stg %0, [%0]" :: "r"(p) : "memory");
-}
-
-static void *irg(void *p)
-{
-    void *r;
-
-    asm volatile("irg %0, %1" : "=r"(r) : "r"(p));
-    return r;
-}
-
-static int set_tcf(unsigned long tcf)
-{
-    return prctl(PR_SET_TAGGED_ADDR_CTRL, PR_TAGGED_ADDR_ENABLE | tcf |
-                 (0xfffeUL << PR_MTE_TAG_SHIFT), 0, 0, 0);
-}
-
-static void *map_mte(size_t len)
-{
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE | PROT_MTE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-    return p == MAP_FAILED ? NULL : p;
 }
 
 /* ---- faults ---- */

@@ -69,19 +69,9 @@
 #include <sys/wait.h>
 
 #include "carveout.h"
+#include "mte.h"
 
-#ifndef PROT_MTE
-#define PROT_MTE 0x20
-#endif
-#ifndef PR_MTE_TCF_SYNC
-#define PR_MTE_TCF_SYNC (1UL << 1)
-#define PR_MTE_TAG_SHIFT 3
-#endif
-
-#define PAGE 4096UL
-#define GRANULE 16UL
 #define WORDS (PAGE / 8)
-#define ADDR_MASK ((1UL << 56) - 1)
 #define MIB (1UL << 20)
 
 #define FILL_LEAVE_KB (40 * 1024)   /* stop filling at this MemFree */
@@ -116,22 +106,6 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
     sync();
     reboot(RB_POWER_OFF);   /* no RESULT line: the run fails */
     _exit(4);
-}
-
-/* ---- MTE ---- */
-
-static void *with_tag(void *p, unsigned tag)
-{
-    return (void *)(((uintptr_t)p & ADDR_MASK) |
-                    ((uintptr_t)(tag & 15) << 56));
-}
-
-static unsigned ldg(void *p)
-{
-    uintptr_t r = (uintptr_t)p;
-
-    asm volatile("ldg %0, [%0]" : "+r"(r) :: "memory");
-    return (r >> 56) & 15;
 }
 
 /* a random tag (1 to 15: prctl excludes 0) on @p's granule; returns it */

@@ -59,19 +59,9 @@
 #include <sys/syscall.h>
 
 #include "carveout.h"
+#include "mte.h"
 
-#ifndef PROT_MTE
-#define PROT_MTE 0x20
-#endif
-#ifndef PR_MTE_TCF_SYNC
-#define PR_MTE_TCF_SYNC (1UL << 1)
-#define PR_MTE_TAG_SHIFT 3
-#endif
-
-#define PAGE 4096UL
-#define GRANULE 16UL
 #define MiB (1024UL * 1024)
-#define ADDR_MASK ((1UL << 56) - 1)
 
 /* Disk layout and seeds, shared with guest/tests/dma.sh */
 #define SEED_A 0xa1
@@ -180,34 +170,6 @@ static double now(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1000000000.0;
-}
-
-/* ---- MTE ---- */
-
-static void *with_tag(void *p, unsigned tag)
-{
-    return (void *)(((uintptr_t)p & ADDR_MASK) | ((uintptr_t)(tag & 15) << 56));
-}
-
-static unsigned ldg(void *p)
-{
-    uintptr_t r = 0;
-
-    asm volatile("ldg %0, [%1]" : "+r"(r) : "r"(p) : "memory");
-    return (r >> 56) & 15;
-}
-
-static void stg(void *p)
-{
-    asm volatile("stg %0, [%0]" :: "r"(p) : "memory");
-}
-
-static void *map_mte(size_t len)
-{
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE | PROT_MTE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-    return p == MAP_FAILED ? NULL : p;
 }
 
 static uint64_t pa_of(void *p)
