@@ -1,6 +1,6 @@
 #!/bin/sh
 # Build stock QEMU 10.2.2 for comparison: the same verified source and
-# configure flags as our build, with only patch 0001 (the build fix for
+# configure flags as our build, with only patches/local (the build fix for
 # source tarballs without firmware, no runtime change).  Prints the binary.
 set -eu
 MTS_TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,7 +14,7 @@ if [ ! -f "$STOCK/src/.done" ]; then
     rm -rf "$STOCK"
     mkdir -p "$STOCK/src" "$STOCK/obj"
     tar -C "$STOCK/src" --strip-components=1 -xf "$tarball"
-    for p in "$TOP"/patches/0001-*.patch; do
+    for p in $(series_patches local); do
         (cd "$STOCK/src" && patch -s -p1 < "$p")
     done
     touch "$STOCK/src/.done"
